@@ -1,0 +1,107 @@
+//! HTTP routes, one module per resource. Each module exposes `router()`, an `OpenApiRouter`
+//! whose handlers carry `#[utoipa::path]`, so the OpenAPI document is generated from the code
+//! that serves it.
+
+pub mod admin_orgs;
+pub mod api_keys;
+pub mod auth;
+pub mod docs;
+pub mod health;
+pub mod profile;
+pub mod users;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{state::AppState, validate::Violations};
+
+/// Every `/api/v1` response body: `{"data": ...}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+impl<T> Data<T> {
+    pub fn new(data: T) -> axum::Json<Self> {
+        axum::Json(Self { data })
+    }
+}
+
+/// A page of a list: `{"data": [...], "pagination": {...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    pub page: i64,
+    pub limit: i64,
+    pub total: i64,
+    pub total_pages: i64,
+}
+
+impl<T> Page<T> {
+    pub fn new(data: Vec<T>, params: &PageParams, total: i64) -> axum::Json<Self> {
+        let limit = params.limit();
+        axum::Json(Self {
+            data,
+            pagination: Pagination {
+                page: params.page(),
+                limit,
+                total,
+                total_pages: (total + limit - 1) / limit,
+            },
+        })
+    }
+}
+
+/// Hard upper bound of any page, whatever the client asks for.
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// `?page=&limit=` with the seed's defaults (1 and 20).
+#[derive(Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1-based page number.
+    pub page: Option<i64>,
+    /// Page size, at most 100.
+    pub limit: Option<i64>,
+}
+
+impl PageParams {
+    pub fn page(&self) -> i64 {
+        self.page.unwrap_or(1).max(1)
+    }
+
+    pub fn limit(&self) -> i64 {
+        self.limit.unwrap_or(20).clamp(1, MAX_PAGE_SIZE)
+    }
+
+    pub fn offset(&self) -> i64 {
+        (self.page() - 1) * self.limit()
+    }
+
+    pub fn check(&self, v: &mut Violations) {
+        if self.page.is_some_and(|p| p < 1) {
+            v.add("page", "must be 1 or more");
+        }
+        if self.limit.is_some_and(|l| !(1..=MAX_PAGE_SIZE).contains(&l)) {
+            v.add("limit", format!("must be between 1 and {MAX_PAGE_SIZE}"));
+        }
+    }
+}
+
+/// The `/api/v1` routes.
+pub fn api_v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(profile::router())
+        .merge(users::router())
+        .merge(api_keys::router())
+        .merge(admin_orgs::router())
+}

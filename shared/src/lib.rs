@@ -1,0 +1,16 @@
+//! Everything two Wharf processes need: configuration, database access and migrations, the
+//! durable job runtime, crypto for secrets at rest, telemetry and shutdown handling.
+
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod jobs;
+pub mod redis_conn;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::Config;
+pub use secret::Secret;

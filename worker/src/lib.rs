@@ -1,0 +1,18 @@
+//! The `worker` process: runs jobs from the lanes it is configured for (DESIGN.md "Jobs").
+//!
+//! The queue itself (tables, enqueue, fetch, admin) lives in `wharf_shared::jobs`; this crate is
+//! the runtime that drives it: per-lane fetch loops, the handler registry and one module per job
+//! kind in [`jobs`], leases, outcome recording and metrics.
+
+pub mod config;
+pub mod jobs;
+mod lease;
+mod listen;
+pub mod metrics;
+mod outcomes;
+pub mod registry;
+mod runtime;
+
+pub use config::WorkerConfig;
+pub use registry::{JobContext, Registry};
+pub use runtime::{run, run_with_registry};
