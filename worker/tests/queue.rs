@@ -190,7 +190,8 @@ async fn snooze_does_not_spend_an_attempt() {
         (r.state == "scheduled" && r.attempt == 0).then_some(())
     })
     .await;
-    assert_eq!(row(&db.pool, id).await.run_at, until);
+    let stored = row(&db.pool, id).await.run_at;
+    assert!((stored - until).num_microseconds() == Some(0), "run_at {stored} is the snooze time {until}");
     wait_state(&db.pool, id, "completed", WAIT).await;
     let r = row(&db.pool, id).await;
     assert_eq!(r.attempt, 1);

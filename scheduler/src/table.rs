@@ -1,0 +1,145 @@
+//! The cron table: what runs periodically, and when.
+//!
+//! Each entry has a stable name (its row in `cron_ticks`, part of its jobs' unique keys), a
+//! seconds-precision cron expression (`sec min hour day-of-month month day-of-week`, the `cron`
+//! crate's syntax) and a function building the job for a tick. Later features add their
+//! entries to [`table`]: template sync every 30 minutes, idle-agent detection every minute,
+//! scheduled campaign launches, off-hours switches, account health checks.
+//!
+//! `SCHEDULER_CRON="name=expr;name=expr"` overrides expressions (`off` disables an entry); the
+//! `diag_noop` entry exists only when given an expression there (tests use it).
+
+use std::{collections::HashMap, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use cron::Schedule;
+use wharf_shared::jobs::{
+    builtin::{DiagNoop, PruneJobs},
+    JobKind, NewJob, RawJob,
+};
+
+type Build = Box<dyn Fn(DateTime<Utc>) -> Result<RawJob, serde_json::Error> + Send + Sync>;
+
+pub struct CronEntry {
+    pub name: &'static str,
+    pub schedule: Schedule,
+    build: Build,
+}
+
+impl CronEntry {
+    /// An entry that enqueues `job()` at every tick of `expression`.
+    pub fn new<T: JobKind>(
+        name: &'static str,
+        expression: &str,
+        job: impl Fn() -> NewJob<T> + Send + Sync + 'static,
+    ) -> Result<Self, TableError> {
+        let schedule = Schedule::from_str(expression).map_err(|e| TableError::Expression {
+            name,
+            expression: expression.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { name, schedule, build: Box::new(move |_tick| job().into_raw()) })
+    }
+
+    /// The job for `tick`, unique per (entry, tick).
+    pub fn job_for(&self, tick: DateTime<Utc>) -> Result<RawJob, serde_json::Error> {
+        let mut job = (self.build)(tick)?;
+        job.options.unique_key = Some(format!("cron:{}:{}", self.name, tick.timestamp()));
+        Ok(job)
+    }
+
+    /// The latest tick at or before `now`.
+    pub fn latest_tick(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let just_after = now + chrono::Duration::milliseconds(1);
+        self.schedule.after(&just_after).next_back()
+    }
+
+    /// The first tick after `now`.
+    pub fn next_tick(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.schedule.after(&now).next()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("cron entry {name}: invalid expression {expression:?}: {reason}")]
+    Expression { name: &'static str, expression: String, reason: String },
+    #[error("SCHEDULER_CRON: {0}")]
+    Override(String),
+}
+
+/// The default expressions, by entry name.
+const DEFAULTS: &[(&str, &str)] = &[
+    // Hourly, at minute 7 (away from the top of the hour, when everyone's cron fires).
+    ("prune_jobs", "0 7 * * * *"),
+    // Later: ("sync_templates", "0 */30 * * * *"), ("idle_agents", "0 * * * * *"), ...
+];
+
+/// Builds the table: defaults, with `overrides` (the parsed `SCHEDULER_CRON`) applied.
+pub fn table(overrides: &HashMap<String, String>) -> Result<Vec<CronEntry>, TableError> {
+    let known: Vec<&str> = DEFAULTS.iter().map(|(n, _)| *n).chain(["diag_noop"]).collect();
+    if let Some(unknown) = overrides.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(TableError::Override(format!("unknown entry {unknown:?} (known: {known:?})")));
+    }
+    let expression = |name: &str| -> Option<String> {
+        let default = DEFAULTS.iter().find(|(n, _)| *n == name).map(|(_, e)| e.to_string());
+        match overrides.get(name) {
+            Some(e) if e.trim() == "off" => None,
+            Some(e) => Some(e.clone()),
+            None => default,
+        }
+    };
+    let mut entries = Vec::new();
+    if let Some(e) = expression("prune_jobs") {
+        entries.push(CronEntry::new("prune_jobs", &e, || NewJob::new(PruneJobs::default()))?);
+    }
+    if let Some(e) = expression("diag_noop") {
+        entries.push(CronEntry::new("diag_noop", &e, || {
+            NewJob::new(DiagNoop { tag: Some("cron".into()) })
+        })?);
+    }
+    Ok(entries)
+}
+
+/// Parses `name=expr;name=expr`.
+pub fn parse_overrides(spec: &str) -> Result<HashMap<String, String>, TableError> {
+    spec.split(';')
+        .filter(|s| !s.trim().is_empty())
+        .map(|part| {
+            part.split_once('=')
+                .map(|(n, e)| (n.trim().to_string(), e.trim().to_string()))
+                .ok_or_else(|| TableError::Override(format!("{part:?}: expected name=expression")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn default_table_prunes_hourly() {
+        let t = table(&HashMap::new()).unwrap();
+        assert_eq!(t.len(), 1);
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 10, 30, 0).unwrap();
+        assert_eq!(t[0].latest_tick(now), Some(Utc.with_ymd_and_hms(2026, 1, 1, 10, 7, 0).unwrap()));
+        assert_eq!(t[0].next_tick(now), Some(Utc.with_ymd_and_hms(2026, 1, 1, 11, 7, 0).unwrap()));
+        let tick = Utc.with_ymd_and_hms(2026, 1, 1, 10, 7, 0).unwrap();
+        assert_eq!(t[0].latest_tick(tick), Some(tick), "a tick counts at its own instant");
+        let job = t[0].job_for(tick).unwrap();
+        assert_eq!(job.kind, "maintenance.prune_jobs");
+        assert_eq!(job.options.unique_key.as_deref(), Some("cron:prune_jobs:1767262020"));
+    }
+
+    #[test]
+    fn overrides_change_disable_and_validate() {
+        let o = parse_overrides("prune_jobs=off; diag_noop=* * * * * *").unwrap();
+        let t = table(&o).unwrap();
+        assert_eq!(t.iter().map(|e| e.name).collect::<Vec<_>>(), vec!["diag_noop"]);
+        assert!(table(&parse_overrides("nope=* * * * * *").unwrap()).is_err());
+        assert!(table(&parse_overrides("prune_jobs=every hour").unwrap()).is_err());
+        assert!(parse_overrides("prune_jobs").is_err());
+    }
+}
