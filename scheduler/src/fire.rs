@@ -14,15 +14,21 @@ use crate::table::CronEntry;
 
 /// The newest tick fired for `name`, if it ever fired.
 pub async fn last_tick(pool: &PgPool, name: &str) -> Result<Option<DateTime<Utc>>, JobsError> {
-    Ok(sqlx::query_scalar("SELECT last_tick FROM cron_ticks WHERE name = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT last_tick FROM cron_ticks WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// Claims `tick` for `entry` and enqueues its job. `Ok(None)` when another replica already
 /// fired this tick (or a later one).
-pub async fn fire(pool: &PgPool, entry: &CronEntry, tick: DateTime<Utc>) -> Result<Option<i64>, JobsError> {
+pub async fn fire(
+    pool: &PgPool,
+    entry: &CronEntry,
+    tick: DateTime<Utc>,
+) -> Result<Option<i64>, JobsError> {
     let mut tx = pool.begin().await?;
     let claimed: Option<String> = sqlx::query_scalar(
         r#"

@@ -13,7 +13,6 @@ pub mod table;
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wharf_shared::{
     config::ConfigError,
@@ -40,7 +39,10 @@ impl SchedulerConfig {
             name: "SCHEDULER_CRON",
             reason: e.to_string(),
         })?;
-        Ok(Self { database_url: config.database_url.expose().clone(), overrides })
+        Ok(Self {
+            database_url: config.database_url.expose().clone(),
+            overrides,
+        })
     }
 }
 
@@ -49,7 +51,10 @@ pub async fn run(config: SchedulerConfig, shutdown: CancellationToken) -> anyhow
     let entries = table::table(&config.overrides)?;
     let pool = db::lazy_pool(
         &config.database_url,
-        PoolSettings { max_connections: 2, acquire_timeout: Duration::from_secs(5) },
+        PoolSettings {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+        },
     )?;
     let mut failures = 0u32;
     loop {
@@ -96,7 +101,9 @@ pub async fn run(config: SchedulerConfig, shutdown: CancellationToken) -> anyhow
         let now = Utc::now();
         let mut errors = false;
         for entry in &entries {
-            let Some(due) = entry.latest_tick(now) else { continue };
+            let Some(due) = entry.latest_tick(now) else {
+                continue;
+            };
             if last.get(entry.name).is_some_and(|l| *l >= due) {
                 continue;
             }

@@ -38,7 +38,11 @@ impl CronEntry {
             expression: expression.to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Self { name, schedule, build: Box::new(move |_tick| job().into_raw()) })
+        Ok(Self {
+            name,
+            schedule,
+            build: Box::new(move |_tick| job().into_raw()),
+        })
     }
 
     /// The job for `tick`, unique per (entry, tick).
@@ -63,7 +67,11 @@ impl CronEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
     #[error("cron entry {name}: invalid expression {expression:?}: {reason}")]
-    Expression { name: &'static str, expression: String, reason: String },
+    Expression {
+        name: &'static str,
+        expression: String,
+        reason: String,
+    },
     #[error("SCHEDULER_CRON: {0}")]
     Override(String),
 }
@@ -77,12 +85,21 @@ const DEFAULTS: &[(&str, &str)] = &[
 
 /// Builds the table: defaults, with `overrides` (the parsed `SCHEDULER_CRON`) applied.
 pub fn table(overrides: &HashMap<String, String>) -> Result<Vec<CronEntry>, TableError> {
-    let known: Vec<&str> = DEFAULTS.iter().map(|(n, _)| *n).chain(["diag_noop"]).collect();
+    let known: Vec<&str> = DEFAULTS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(["diag_noop"])
+        .collect();
     if let Some(unknown) = overrides.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(TableError::Override(format!("unknown entry {unknown:?} (known: {known:?})")));
+        return Err(TableError::Override(format!(
+            "unknown entry {unknown:?} (known: {known:?})"
+        )));
     }
     let expression = |name: &str| -> Option<String> {
-        let default = DEFAULTS.iter().find(|(n, _)| *n == name).map(|(_, e)| e.to_string());
+        let default = DEFAULTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, e)| e.to_string());
         match overrides.get(name) {
             Some(e) if e.trim() == "off" => None,
             Some(e) => Some(e.clone()),
@@ -91,11 +108,15 @@ pub fn table(overrides: &HashMap<String, String>) -> Result<Vec<CronEntry>, Tabl
     };
     let mut entries = Vec::new();
     if let Some(e) = expression("prune_jobs") {
-        entries.push(CronEntry::new("prune_jobs", &e, || NewJob::new(PruneJobs::default()))?);
+        entries.push(CronEntry::new("prune_jobs", &e, || {
+            NewJob::new(PruneJobs::default())
+        })?);
     }
     if let Some(e) = expression("diag_noop") {
         entries.push(CronEntry::new("diag_noop", &e, || {
-            NewJob::new(DiagNoop { tag: Some("cron".into()) })
+            NewJob::new(DiagNoop {
+                tag: Some("cron".into()),
+            })
         })?);
     }
     Ok(entries)
@@ -124,20 +145,36 @@ mod tests {
         let t = table(&HashMap::new()).unwrap();
         assert_eq!(t.len(), 1);
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 10, 30, 0).unwrap();
-        assert_eq!(t[0].latest_tick(now), Some(Utc.with_ymd_and_hms(2026, 1, 1, 10, 7, 0).unwrap()));
-        assert_eq!(t[0].next_tick(now), Some(Utc.with_ymd_and_hms(2026, 1, 1, 11, 7, 0).unwrap()));
+        assert_eq!(
+            t[0].latest_tick(now),
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 10, 7, 0).unwrap())
+        );
+        assert_eq!(
+            t[0].next_tick(now),
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 11, 7, 0).unwrap())
+        );
         let tick = Utc.with_ymd_and_hms(2026, 1, 1, 10, 7, 0).unwrap();
-        assert_eq!(t[0].latest_tick(tick), Some(tick), "a tick counts at its own instant");
+        assert_eq!(
+            t[0].latest_tick(tick),
+            Some(tick),
+            "a tick counts at its own instant"
+        );
         let job = t[0].job_for(tick).unwrap();
         assert_eq!(job.kind, "maintenance.prune_jobs");
-        assert_eq!(job.options.unique_key.as_deref(), Some("cron:prune_jobs:1767262020"));
+        assert_eq!(
+            job.options.unique_key.as_deref(),
+            Some("cron:prune_jobs:1767262020")
+        );
     }
 
     #[test]
     fn overrides_change_disable_and_validate() {
         let o = parse_overrides("prune_jobs=off; diag_noop=* * * * * *").unwrap();
         let t = table(&o).unwrap();
-        assert_eq!(t.iter().map(|e| e.name).collect::<Vec<_>>(), vec!["diag_noop"]);
+        assert_eq!(
+            t.iter().map(|e| e.name).collect::<Vec<_>>(),
+            vec!["diag_noop"]
+        );
         assert!(table(&parse_overrides("nope=* * * * * *").unwrap()).is_err());
         assert!(table(&parse_overrides("prune_jobs=every hour").unwrap()).is_err());
         assert!(parse_overrides("prune_jobs").is_err());

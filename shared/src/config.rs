@@ -14,6 +14,7 @@ use crate::Secret;
 /// Development key material. Only ever used outside production, always with a warning.
 const DEV_JWT_SECRET: &str = "wharf-dev-jwt-secret-change-me";
 const DEV_VERIFY_TOKEN: &str = "wharf-dev-verify-token";
+const DEV_APP_SECRET: &str = "wharf-dev-app-secret";
 /// "wharf-dev-secret-key-32-bytes!!!", base64. Only for development.
 const DEV_SECRET_KEY: &str = "d2hhcmYtZGV2LXNlY3JldC1rZXktMzItYnl0ZXMhISE=";
 
@@ -41,7 +42,9 @@ pub struct Config {
     pub meta_graph_url: String,
     pub meta_api_version: String,
     pub meta_app_id: Option<String>,
-    pub meta_app_secret: Option<Secret<String>>,
+    /// Signs the platform app's webhooks (`X-Hub-Signature-256`) and authenticates
+    /// Embedded Signup code exchanges.
+    pub meta_app_secret: Secret<String>,
     pub meta_verify_token: Secret<String>,
     pub public_url: String,
     /// 32-byte key encrypting secrets at rest (AES-256-GCM).
@@ -112,13 +115,11 @@ impl Config {
             "the token Meta echoes in the webhook GET challenge",
             DEV_VERIFY_TOKEN,
         )?;
-        let meta_app_secret = get("META_APP_SECRET");
-        if production && meta_app_secret.is_none() {
-            return Err(ConfigError::MissingSecret {
-                name: "META_APP_SECRET",
-                hint: "the Meta app secret that signs webhooks (X-Hub-Signature-256)",
-            });
-        }
+        let meta_app_secret = secret(
+            "META_APP_SECRET",
+            "the Meta app secret that signs webhooks (X-Hub-Signature-256)",
+            DEV_APP_SECRET,
+        )?;
 
         let redis_url = match get("REDIS_URL").as_deref() {
             Some("none") | Some("off") => None,
@@ -153,7 +154,7 @@ impl Config {
                 .to_string(),
             meta_api_version: get("META_API_VERSION").unwrap_or_else(|| "v23.0".into()),
             meta_app_id: get("META_APP_ID"),
-            meta_app_secret: meta_app_secret.map(Secret::new),
+            meta_app_secret: Secret::new(meta_app_secret),
             meta_verify_token: Secret::new(meta_verify_token),
             public_url: get("PUBLIC_URL")
                 .unwrap_or_else(|| "http://127.0.0.1:8080".into())

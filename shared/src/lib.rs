@@ -4,7 +4,10 @@
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod accounts;
+pub mod inbox;
 pub mod jobs;
+pub mod meta;
 pub mod redis_conn;
 pub mod secret;
 pub mod shutdown;

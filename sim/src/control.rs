@@ -38,12 +38,21 @@ pub fn router(sim: Sim) -> Router {
     Router::new()
         .route("/_sim/health", get(|| async { "ok" }))
         .route("/_sim/settings", get(get_settings).patch(patch_settings))
-        .route("/_sim/error-statuses", axum::routing::delete(clear_error_statuses))
+        .route(
+            "/_sim/error-statuses",
+            axum::routing::delete(clear_error_statuses),
+        )
         .route("/_sim/error-statuses/{code}", put(set_error_status))
         .route("/_sim/wabas", post(create_waba))
         .route("/_sim/wabas/{id}/budget", put(set_budget))
-        .route("/_sim/wabas/{id}/webhook", put(set_waba_webhook).delete(clear_waba_webhook))
-        .route("/_sim/wabas/{id}/templates", post(seed_template).get(list_templates))
+        .route(
+            "/_sim/wabas/{id}/webhook",
+            put(set_waba_webhook).delete(clear_waba_webhook),
+        )
+        .route(
+            "/_sim/wabas/{id}/templates",
+            post(seed_template).get(list_templates),
+        )
         .route("/_sim/wabas/{id}/account_update", post(account_update))
         .route("/_sim/wabas/{id}/webhooks/{field}", post(raw_webhook))
         .route("/_sim/templates/{id}/status", post(template_status))
@@ -60,7 +69,10 @@ pub fn router(sim: Sim) -> Router {
         .route("/_sim/tokens/{token}/revoke", post(revoke_token))
         .route("/_sim/tokens/{token}/expire", post(expire_token))
         .route("/_sim/oauth/codes", post(oauth_code))
-        .route("/_sim/faults", post(add_fault).get(list_faults).delete(clear_faults))
+        .route(
+            "/_sim/faults",
+            post(add_fault).get(list_faults).delete(clear_faults),
+        )
         .route("/_sim/faults/{id}", axum::routing::delete(remove_fault))
         .route("/_sim/received", get(received).delete(clear_received))
         .route("/_sim/webhooks", get(webhook_log).delete(clear_webhooks))
@@ -116,7 +128,11 @@ struct BudgetBody {
     reset: bool,
 }
 
-async fn set_budget(State(sim): State<Sim>, Path(id): Path<String>, Json(b): Json<BudgetBody>) -> CResult {
+async fn set_budget(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Json(b): Json<BudgetBody>,
+) -> CResult {
     sim.set_management_budget(&id, b.budget, b.reset)?;
     ok(json!({"success": true}))
 }
@@ -147,7 +163,11 @@ async fn list_templates(State(sim): State<Sim>, Path(id): Path<String>) -> CResu
     ok(json!({"data": sim.templates(&id)?}))
 }
 
-async fn account_update(State(sim): State<Sim>, Path(id): Path<String>, Json(v): Json<Value>) -> CResult {
+async fn account_update(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Json(v): Json<Value>,
+) -> CResult {
     ok(json!({"webhook_id": sim.account_update(&id, v)?}))
 }
 
@@ -205,7 +225,11 @@ struct NumberPatch {
     pair_burst: Option<u32>,
 }
 
-async fn patch_number(State(sim): State<Sim>, Path(id): Path<String>, Json(p): Json<NumberPatch>) -> CResult {
+async fn patch_number(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Json(p): Json<NumberPatch>,
+) -> CResult {
     if p.throughput_level.is_some() || p.mps.is_some() || p.burst.is_some() {
         sim.set_throughput(&id, p.throughput_level.as_deref(), p.mps, p.burst)?;
     }
@@ -245,7 +269,11 @@ async fn patch_number(State(sim): State<Sim>, Path(id): Path<String>, Json(p): J
     get_number(State(sim), Path(id)).await
 }
 
-async fn inbound(State(sim): State<Sim>, Path(id): Path<String>, Json(spec): Json<InboundSpec>) -> CResult {
+async fn inbound(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Json(spec): Json<InboundSpec>,
+) -> CResult {
     ok(serde_json::to_value(sim.inbound(&id, spec)?).unwrap_or_default())
 }
 
@@ -265,8 +293,17 @@ struct QualityBody {
     quality: Option<String>,
 }
 
-async fn quality(State(sim): State<Sim>, Path(id): Path<String>, Json(b): Json<QualityBody>) -> CResult {
-    let wid = sim.quality_update(&id, &b.event, b.current_limit.as_deref(), b.quality.as_deref())?;
+async fn quality(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Json(b): Json<QualityBody>,
+) -> CResult {
+    let wid = sim.quality_update(
+        &id,
+        &b.event,
+        b.current_limit.as_deref(),
+        b.quality.as_deref(),
+    )?;
     ok(json!({"webhook_id": wid}))
 }
 
@@ -298,7 +335,10 @@ async fn put_window(
     get_window(State(sim), Path((id, peer))).await
 }
 
-async fn delete_window(State(sim): State<Sim>, Path((id, peer)): Path<(String, String)>) -> CResult {
+async fn delete_window(
+    State(sim): State<Sim>,
+    Path((id, peer)): Path<(String, String)>,
+) -> CResult {
     sim.close_window(&id, &peer)?;
     ok(json!({"open": false}))
 }
@@ -364,7 +404,12 @@ struct ReceivedQuery {
 }
 
 async fn received(State(sim): State<Sim>, Query(q): Query<ReceivedQuery>) -> CResult {
-    let filter = ReceivedFilter { number_id: q.number_id, to: q.to, accepted: q.accepted, limit: q.limit };
+    let filter = ReceivedFilter {
+        number_id: q.number_id,
+        to: q.to,
+        accepted: q.accepted,
+        limit: q.limit,
+    };
     let list = sim.received(&filter);
     let data: Vec<Value> = list
         .iter()
@@ -392,7 +437,10 @@ async fn webhook_log(State(sim): State<Sim>, Query(q): Query<HashMap<String, Str
         .webhook_log()
         .into_iter()
         .filter(|d| q.get("field").is_none_or(|f| &d.field == f))
-        .filter(|d| q.get("number_id").is_none_or(|n| d.number_id.as_ref() == Some(n)))
+        .filter(|d| {
+            q.get("number_id")
+                .is_none_or(|n| d.number_id.as_ref() == Some(n))
+        })
         .collect();
     ok(json!({"data": data}))
 }

@@ -58,7 +58,10 @@ impl GraphError {
 
     /// An error with an explicit title.
     pub fn titled(code: u32, title: impl Into<String>, details: impl Into<String>) -> Self {
-        Self { title: title.into(), ..Self::new(code, details) }
+        Self {
+            title: title.into(),
+            ..Self::new(code, details)
+        }
     }
 
     /// Sets `error_subcode`.
@@ -139,8 +142,10 @@ impl GraphError {
 
     /// Renders the `{"error":{...}}` body.
     pub fn body(&self) -> Value {
-        let message =
-            self.message.clone().unwrap_or_else(|| format!("(#{}) {}", self.code, self.title));
+        let message = self
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("(#{}) {}", self.code, self.title));
         let mut err = Map::new();
         err.insert("message".into(), message.into());
         err.insert("type".into(), self.kind.into());
@@ -180,7 +185,10 @@ impl IntoResponse for GraphError {
         let mut resp = (status, body).into_response();
         resp.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
-        resp.headers_mut().insert("www-authenticate", HeaderValue::from_static("OAuth \"Facebook Platform\""));
+        resp.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static("OAuth \"Facebook Platform\""),
+        );
         if self.status.is_none() {
             resp.extensions_mut().insert(ErrorCode(self.code));
         }
@@ -192,7 +200,9 @@ impl IntoResponse for GraphError {
 pub fn fbtrace_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut rng = rand::thread_rng();
-    (0..23).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..23)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Default HTTP status per code, after Meta's older documented table.

@@ -205,15 +205,15 @@ pub struct DropConnection;
 /// Applies a decision's generic effects. Returns the response to send instead of the
 /// normal one, if any. `MetaError{async}` and the media-specific actions are left to the
 /// caller (returned through `Err`).
-pub async fn apply(
-    sim: &crate::Sim,
-    decision: Decision,
-) -> Result<Option<FaultAction>, Response> {
-    let latency = decision.latency + Duration::from_millis(sim.inner.settings.read().default_latency_ms);
+pub async fn apply(sim: &crate::Sim, decision: Decision) -> Result<Option<FaultAction>, Response> {
+    let latency =
+        decision.latency + Duration::from_millis(sim.inner.settings.read().default_latency_ms);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let Some(action) = decision.action else { return Ok(None) };
+    let Some(action) = decision.action else {
+        return Ok(None);
+    };
     match action {
         FaultAction::Latency { .. } => Ok(None),
         FaultAction::Http { status, body } => {
@@ -243,9 +243,14 @@ pub async fn apply(
             Err(r)
         }
         FaultAction::MetaError { is_async: true, .. } => Ok(Some(action)),
-        FaultAction::MetaError { code, subcode, title, details, http_status, .. } => {
-            Err(meta_error(code, subcode, title, details, http_status).into_response())
-        }
+        FaultAction::MetaError {
+            code,
+            subcode,
+            title,
+            details,
+            http_status,
+            ..
+        } => Err(meta_error(code, subcode, title, details, http_status).into_response()),
         FaultAction::ExpiredToken => Err(GraphError::expired_token().into_response()),
         FaultAction::MediaExpiredUrl | FaultAction::MediaCorrupt => Ok(Some(action)),
     }

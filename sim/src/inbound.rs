@@ -64,10 +64,16 @@ const MEDIA_TYPES: [&str; 5] = ["image", "audio", "video", "document", "sticker"
 
 impl Sim {
     /// Simulates a customer message to `number_id`.
-    pub fn inbound(&self, number_id: &str, spec: InboundSpec) -> Result<InboundResult, ControlError> {
+    pub fn inbound(
+        &self,
+        number_id: &str,
+        spec: InboundSpec,
+    ) -> Result<InboundResult, ControlError> {
         let number = self.number(number_id)?;
         let from = normalize_phone(&spec.from).ok_or_else(|| ControlError::bad("bad `from`"))?;
-        let ts = spec.timestamp.unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let ts = spec
+            .timestamp
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
         let wamid = ids::wamid(&from);
         let kind = spec.kind.as_str();
         let mut fields = spec.fields;
@@ -85,7 +91,9 @@ impl Sim {
             }
             k if MEDIA_TYPES.contains(&k) => {
                 let mut obj = fields.remove(k).unwrap_or_else(|| json!({}));
-                let o = obj.as_object_mut().ok_or_else(|| ControlError::bad("media object"))?;
+                let o = obj
+                    .as_object_mut()
+                    .ok_or_else(|| ControlError::bad("media object"))?;
                 let media = if let Some(data) = o.remove("data_base64") {
                     let bytes = base64::engine::general_purpose::STANDARD
                         .decode(data.as_str().unwrap_or(""))
@@ -106,12 +114,20 @@ impl Sim {
                         .ok_or_else(|| ControlError::not_found("media", id))?
                 } else {
                     // A tiny placeholder file so the download path always works.
-                    self.store_media(number_id, default_mime(k).into(), Bytes::from_static(b"sim"), None)
+                    self.store_media(
+                        number_id,
+                        default_mime(k).into(),
+                        Bytes::from_static(b"sim"),
+                        None,
+                    )
                 };
                 o.insert("id".into(), media.id.clone().into());
                 o.insert("mime_type".into(), media.mime_type.clone().into());
                 o.insert("sha256".into(), media.sha256.clone().into());
-                o.insert("url".into(), format!("{}/media-lookaside/{}", self.base_url(), media.id).into());
+                o.insert(
+                    "url".into(),
+                    format!("{}/media-lookaside/{}", self.base_url(), media.id).into(),
+                );
                 if k == "audio" && !o.contains_key("voice") {
                     o.insert("voice".into(), true.into());
                 }
@@ -164,7 +180,10 @@ impl Sim {
         // Inbound traffic uses the same throughput as outbound, and opens the window.
         number.throughput.lock().consume(Instant::now());
         number.set_last_inbound(&from, Some(ts));
-        number.inbound_ids.lock().insert(wamid.clone(), (from.clone(), ts));
+        number
+            .inbound_ids
+            .lock()
+            .insert(wamid.clone(), (from.clone(), ts));
         number.stats.lock().inbound += 1;
 
         let display = number.config.read().display_phone_number.clone();
@@ -180,10 +199,20 @@ impl Sim {
         }
         value["messages"] = json!([msg]);
         let body = webhooks::envelope(&number.waba_id, "messages", value);
-        let webhook_id = self
-            .webhook_target(&number)
-            .map(|t| webhooks::emit(self, t, Some(number_id.into()), format!("inbound:{kind}"), body));
-        Ok(InboundResult { wamid, media_id, webhook_id })
+        let webhook_id = self.webhook_target(&number).map(|t| {
+            webhooks::emit(
+                self,
+                t,
+                Some(number_id.into()),
+                format!("inbound:{kind}"),
+                body,
+            )
+        });
+        Ok(InboundResult {
+            wamid,
+            media_id,
+            webhook_id,
+        })
     }
 
     /// Stores media bytes for a number; returns the stored object.
@@ -202,7 +231,10 @@ impl Sim {
             bytes,
             filename,
         });
-        self.inner.media.write().insert(media.id.clone(), media.clone());
+        self.inner
+            .media
+            .write()
+            .insert(media.id.clone(), media.clone());
         media
     }
 }
@@ -242,7 +274,9 @@ fn validate_inbound_object(kind: &str, obj: &Value) -> Result<(), ControlError> 
             Some("button_reply") => need("button_reply"),
             Some("list_reply") => need("list_reply"),
             Some("nfm_reply") => need("nfm_reply"),
-            _ => Err(ControlError::bad("interactive.type must be button_reply|list_reply|nfm_reply")),
+            _ => Err(ControlError::bad(
+                "interactive.type must be button_reply|list_reply|nfm_reply",
+            )),
         },
         _ => Ok(()),
     }

@@ -153,9 +153,15 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
     sim.set_base_url(&base_url);
     let stop = CancellationToken::new();
     let stopped = stop.clone();
-    let task =
-        tokio::spawn(run(listener, sim.clone(), async move { stopped.cancelled().await }));
-    Ok(SimHandle { base_url, sim, stop, task })
+    let task = tokio::spawn(run(listener, sim.clone(), async move {
+        stopped.cancelled().await
+    }));
+    Ok(SimHandle {
+        base_url,
+        sim,
+        stop,
+        task,
+    })
 }
 
 /// Serves the simulator on `listener` until `shutdown` resolves (used by the binary).

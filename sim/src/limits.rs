@@ -25,14 +25,22 @@ pub struct Gcra {
 impl Gcra {
     /// A limiter admitting `per_second` on average with bursts of `burst`.
     pub fn per_second(per_second: f64, burst: u32) -> Self {
-        let per_second = if per_second.is_finite() && per_second > 0.0 { per_second } else { 1e9 };
+        let per_second = if per_second.is_finite() && per_second > 0.0 {
+            per_second
+        } else {
+            1e9
+        };
         Self::with_interval(Duration::from_secs_f64(1.0 / per_second), burst)
     }
 
     /// A limiter emitting one cell every `interval` with bursts of `burst`.
     pub fn with_interval(interval: Duration, burst: u32) -> Self {
         let burst = burst.max(1);
-        Self { interval, tolerance: interval * burst, tat: None }
+        Self {
+            interval,
+            tolerance: interval * burst,
+            tat: None,
+        }
     }
 
     /// Takes one cell if it conforms at `now`; returns the wait until it would otherwise.
@@ -88,7 +96,11 @@ pub struct Usage {
 impl RollingBudget {
     /// A budget of `budget` calls per `window`.
     pub fn new(budget: u32, window: Duration) -> Self {
-        Self { budget, window, calls: VecDeque::new() }
+        Self {
+            budget,
+            window,
+            calls: VecDeque::new(),
+        }
     }
 
     fn prune(&mut self, now: Instant) {
@@ -128,7 +140,10 @@ impl RollingBudget {
         } else {
             0
         };
-        Usage { percent, minutes_to_regain }
+        Usage {
+            percent,
+            minutes_to_regain,
+        }
     }
 
     /// Forgets all recorded calls.

@@ -12,14 +12,22 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let addr = std::env::var("SIM_ADDR").unwrap_or_else(|_| "127.0.0.1:8090".into());
-    let listener = TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    let config = wharf_sim::SimConfig { addr: local, ..Default::default() };
+    let config = wharf_sim::SimConfig {
+        addr: local,
+        ..Default::default()
+    };
     let sim = wharf_sim::Sim::new(config);
     tracing::info!(%local, "Graph API simulator listening (control API under /_sim)");
     wharf_sim::run(listener, sim, shutdown_signal()).await?;

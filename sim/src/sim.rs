@@ -17,8 +17,8 @@ use crate::errors::GraphError;
 use crate::faults::{Fault, FaultSpec};
 use crate::limits::{Gcra, RollingBudget};
 use crate::state::{
-    self, Inner, Number, NumberConfig, NumberStats, PricedMessage, Received, Settings,
-    StatusPlan, Template, TokenInfo, Waba, WabaState, WindowMode,
+    self, Inner, Number, NumberConfig, NumberStats, PricedMessage, Received, Settings, StatusPlan,
+    Template, TokenInfo, Waba, WabaState, WindowMode,
 };
 use crate::webhooks::{self, Delivery, WebhookTarget};
 use crate::{ids, Sim, SimConfig};
@@ -35,10 +35,16 @@ pub struct ControlError {
 
 impl ControlError {
     pub(crate) fn not_found(what: &str, id: &str) -> Self {
-        Self { status: StatusCode::NOT_FOUND, error: format!("unknown {what} {id}") }
+        Self {
+            status: StatusCode::NOT_FOUND,
+            error: format!("unknown {what} {id}"),
+        }
     }
     pub(crate) fn bad(msg: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error: msg.into() }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: msg.into(),
+        }
     }
 }
 
@@ -155,7 +161,10 @@ pub struct ReceivedFilter {
 impl Sim {
     /// A simulator with no accounts, not yet serving.
     pub fn new(config: SimConfig) -> Self {
-        Self { inner: Arc::new(Inner::new(&config)), config: Arc::new(config) }
+        Self {
+            inner: Arc::new(Inner::new(&config)),
+            config: Arc::new(config),
+        }
     }
 
     pub(crate) fn set_base_url(&self, url: &str) {
@@ -226,21 +235,30 @@ impl Sim {
         let waba = self.waba(&spec.waba_id)?;
         let id = spec.id.unwrap_or_else(ids::object_id);
         let level = spec.throughput_level.unwrap_or_else(|| {
-            if spec.coexistence { "COEXISTENCE" } else { "STANDARD" }.to_string()
+            if spec.coexistence {
+                "COEXISTENCE"
+            } else {
+                "STANDARD"
+            }
+            .to_string()
         });
         let mps = spec.mps.unwrap_or_else(|| state::throughput_mps(&level));
         if mps <= 0.0 || !mps.is_finite() {
             return Err(ControlError::bad("mps must be positive"));
         }
         let burst = spec.burst.unwrap_or_else(|| mps.ceil().max(1.0) as u32);
-        let display = spec.display_phone_number.unwrap_or_else(|| {
-            format!("1555{:07}", rand::random::<u32>() % 10_000_000)
-        });
+        let display = spec
+            .display_phone_number
+            .unwrap_or_else(|| format!("1555{:07}", rand::random::<u32>() % 10_000_000));
         let config = NumberConfig {
             display_phone_number: display,
             verified_name: spec.verified_name.unwrap_or_else(|| "Wharf Test".into()),
             quality_rating: spec.quality_rating.unwrap_or_else(|| "GREEN".into()),
-            throughput_level: if level == "COEXISTENCE" { "STANDARD".into() } else { level },
+            throughput_level: if level == "COEXISTENCE" {
+                "STANDARD".into()
+            } else {
+                level
+            },
             mps,
             burst,
             messaging_limit: spec.messaging_limit.unwrap_or_else(|| "TIER_1K".into()),
@@ -263,7 +281,10 @@ impl Sim {
             stats: Mutex::new(NumberStats::default()),
             pair_params: RwLock::new((Duration::from_secs(6), 45)),
         };
-        self.inner.numbers.write().insert(id.clone(), Arc::new(number));
+        self.inner
+            .numbers
+            .write()
+            .insert(id.clone(), Arc::new(number));
         let mut ws = waba.state.lock();
         if !ws.numbers.contains(&id) {
             ws.numbers.push(id.clone());
@@ -274,10 +295,17 @@ impl Sim {
     /// Creates an access token; returns it.
     pub fn create_token(&self, spec: TokenSpec) -> String {
         let token = spec.token.unwrap_or_else(|| ids::token("EAAG"));
-        let expires_at = spec.expires_in_secs.map(|s| chrono::Utc::now().timestamp() + s);
+        let expires_at = spec
+            .expires_in_secs
+            .map(|s| chrono::Utc::now().timestamp() + s);
         self.inner.tokens.write().insert(
             token.clone(),
-            TokenInfo { token: token.clone(), wabas: spec.wabas, expires_at, revoked: false },
+            TokenInfo {
+                token: token.clone(),
+                wabas: spec.wabas,
+                expires_at,
+                revoked: false,
+            },
         );
         token
     }
@@ -285,7 +313,9 @@ impl Sim {
     /// Revokes a token (190 / 460 from now on).
     pub fn revoke_token(&self, token: &str) -> Result<(), ControlError> {
         let mut tokens = self.inner.tokens.write();
-        let t = tokens.get_mut(token).ok_or_else(|| ControlError::not_found("token", "…"))?;
+        let t = tokens
+            .get_mut(token)
+            .ok_or_else(|| ControlError::not_found("token", "…"))?;
         t.revoked = true;
         Ok(())
     }
@@ -293,7 +323,9 @@ impl Sim {
     /// Expires a token now (190 / 463 from now on).
     pub fn expire_token(&self, token: &str) -> Result<(), ControlError> {
         let mut tokens = self.inner.tokens.write();
-        let t = tokens.get_mut(token).ok_or_else(|| ControlError::not_found("token", "…"))?;
+        let t = tokens
+            .get_mut(token)
+            .ok_or_else(|| ControlError::not_found("token", "…"))?;
         t.expires_at = Some(chrono::Utc::now().timestamp() - 1);
         Ok(())
     }
@@ -302,13 +334,25 @@ impl Sim {
     /// is created, scoped to `wabas`, if it does not exist yet).
     pub fn register_oauth_code(&self, code: &str, token: &str, wabas: Option<Vec<String>>) {
         if !self.inner.tokens.read().contains_key(token) {
-            self.create_token(TokenSpec { token: Some(token.into()), wabas, expires_in_secs: None });
+            self.create_token(TokenSpec {
+                token: Some(token.into()),
+                wabas,
+                expires_in_secs: None,
+            });
         }
-        self.inner.oauth_codes.lock().insert(code.into(), token.into());
+        self.inner
+            .oauth_codes
+            .lock()
+            .insert(code.into(), token.into());
     }
 
     pub(crate) fn waba(&self, id: &str) -> Result<Arc<Waba>, ControlError> {
-        self.inner.wabas.read().get(id).cloned().ok_or_else(|| ControlError::not_found("waba", id))
+        self.inner
+            .wabas
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ControlError::not_found("waba", id))
     }
 
     pub(crate) fn number(&self, id: &str) -> Result<Arc<Number>, ControlError> {
@@ -461,17 +505,26 @@ impl Sim {
     pub(crate) fn webhook_target(&self, number: &Number) -> Option<WebhookTarget> {
         let own = number.config.read().webhook.clone();
         let target = own.or_else(|| {
-            self.inner.wabas.read().get(&number.waba_id).and_then(|w| w.state.lock().webhook.clone())
+            self.inner
+                .wabas
+                .read()
+                .get(&number.waba_id)
+                .and_then(|w| w.state.lock().webhook.clone())
         })?;
         Some(self.with_secret(target))
     }
 
     pub(crate) fn waba_webhook_target(&self, waba: &Waba) -> Option<WebhookTarget> {
-        let target = waba.state.lock().webhook.clone().or_else(|| {
+        let (own, numbers) = {
+            let s = waba.state.lock();
+            (s.webhook.clone(), s.numbers.clone())
+        };
+        let target = own.or_else(|| {
             // Fall back to the first number with its own target.
-            let numbers = waba.state.lock().numbers.clone();
             let map = self.inner.numbers.read();
-            numbers.iter().find_map(|n| map.get(n).and_then(|n| n.config.read().webhook.clone()))
+            numbers
+                .iter()
+                .find_map(|n| map.get(n).and_then(|n| n.config.read().webhook.clone()))
         })?;
         Some(self.with_secret(target))
     }
@@ -500,8 +553,14 @@ impl Sim {
             id: spec.id.unwrap_or_else(ids::object_id),
             name: spec.name,
             language: spec.language.unwrap_or_else(|| "en_US".into()),
-            category: spec.category.unwrap_or_else(|| "UTILITY".into()).to_uppercase(),
-            status: spec.status.unwrap_or_else(|| "APPROVED".into()).to_uppercase(),
+            category: spec
+                .category
+                .unwrap_or_else(|| "UTILITY".into())
+                .to_uppercase(),
+            status: spec
+                .status
+                .unwrap_or_else(|| "APPROVED".into())
+                .to_uppercase(),
             parameter_format: spec
                 .parameter_format
                 .unwrap_or_else(|| "POSITIONAL".into())
@@ -518,10 +577,14 @@ impl Sim {
     pub(crate) fn insert_template(&self, waba: &Waba, t: Template) {
         let id = t.id.clone();
         let mut s = waba.state.lock();
-        s.templates.retain(|x| x.id != id && !(x.name == t.name && x.language == t.language));
+        s.templates
+            .retain(|x| x.id != id && !(x.name == t.name && x.language == t.language));
         s.templates.push(t);
         drop(s);
-        self.inner.template_owner.write().insert(id, waba.id.clone());
+        self.inner
+            .template_owner
+            .write()
+            .insert(id, waba.id.clone());
     }
 
     /// All templates of a WABA.
@@ -559,7 +622,15 @@ impl Sim {
             }
             (t.name.clone(), t.language.clone(), t.category.clone())
         };
-        self.emit_template_status(&waba, template_id, &name, &language, &category, &event, reason);
+        self.emit_template_status(
+            &waba,
+            template_id,
+            &name,
+            &language,
+            &category,
+            &event,
+            reason,
+        );
         Ok(())
     }
 
@@ -574,7 +645,9 @@ impl Sim {
         event: &str,
         reason: Option<&str>,
     ) {
-        let Some(target) = self.waba_webhook_target(waba) else { return };
+        let Some(target) = self.waba_webhook_target(waba) else {
+            return;
+        };
         let mut value = json!({
             "event": event,
             "message_template_id": template_id.parse::<u64>().map(Value::from).unwrap_or_else(|_| template_id.into()),
@@ -627,29 +700,57 @@ impl Sim {
         };
         n.reset_throughput();
         let limit = n.config.read().messaging_limit.clone();
-        let value = json!({"display_phone_number": display, "event": event, "current_limit": limit});
-        let target = self.webhook_target(&n).ok_or_else(|| ControlError::bad("no webhook target"))?;
+        let value =
+            json!({"display_phone_number": display, "event": event, "current_limit": limit});
+        let target = self
+            .webhook_target(&n)
+            .ok_or_else(|| ControlError::bad("no webhook target"))?;
         let body = webhooks::envelope(&n.waba_id, "phone_number_quality_update", value);
-        Ok(webhooks::emit(self, target, Some(number_id.into()), format!("quality:{event}"), body))
+        Ok(webhooks::emit(
+            self,
+            target,
+            Some(number_id.into()),
+            format!("quality:{event}"),
+            body,
+        ))
     }
 
     /// Emits an `account_update` webhook with `value` as given.
     pub fn account_update(&self, waba_id: &str, value: Value) -> Result<u64, ControlError> {
         let waba = self.waba(waba_id)?;
-        let target =
-            self.waba_webhook_target(&waba).ok_or_else(|| ControlError::bad("no webhook target"))?;
+        let target = self
+            .waba_webhook_target(&waba)
+            .ok_or_else(|| ControlError::bad("no webhook target"))?;
         let event = value["event"].as_str().unwrap_or("").to_string();
         let body = webhooks::envelope(waba_id, "account_update", value);
-        Ok(webhooks::emit(self, target, None, format!("account_update:{event}"), body))
+        Ok(webhooks::emit(
+            self,
+            target,
+            None,
+            format!("account_update:{event}"),
+            body,
+        ))
     }
 
     /// Emits any webhook `field` with `value` to the WABA's target.
-    pub fn raw_webhook(&self, waba_id: &str, field: &str, value: Value) -> Result<u64, ControlError> {
+    pub fn raw_webhook(
+        &self,
+        waba_id: &str,
+        field: &str,
+        value: Value,
+    ) -> Result<u64, ControlError> {
         let waba = self.waba(waba_id)?;
-        let target =
-            self.waba_webhook_target(&waba).ok_or_else(|| ControlError::bad("no webhook target"))?;
+        let target = self
+            .waba_webhook_target(&waba)
+            .ok_or_else(|| ControlError::bad("no webhook target"))?;
         let body = webhooks::envelope(waba_id, field, value);
-        Ok(webhooks::emit(self, target, None, format!("raw:{field}"), body))
+        Ok(webhooks::emit(
+            self,
+            target,
+            None,
+            format!("raw:{field}"),
+            body,
+        ))
     }
 
     // ---- faults ---------------------------------------------------------------------
@@ -743,7 +844,10 @@ impl Sim {
         if info.revoked {
             return Err(GraphError::revoked_token());
         }
-        if info.expires_at.is_some_and(|t| t <= chrono::Utc::now().timestamp()) {
+        if info
+            .expires_at
+            .is_some_and(|t| t <= chrono::Utc::now().timestamp())
+        {
             return Err(GraphError::expired_token());
         }
         if let (Some(allowed), Some(waba)) = (&info.wabas, waba_id) {

@@ -326,18 +326,20 @@ pub struct Number {
 impl Number {
     /// Takes a throughput cell (130429 when none).
     pub fn take_throughput(&self, now: Instant) -> GraphResult<()> {
-        self.throughput.lock().check(now).map_err(|_| {
-            GraphError::new(130429, crate::errors::default_details(130429))
-        })
+        self.throughput
+            .lock()
+            .check(now)
+            .map_err(|_| GraphError::new(130429, crate::errors::default_details(130429)))
     }
 
     /// Takes a pair cell for `peer` (131056 when none).
     pub fn take_pair(&self, peer: &str, now: Instant) -> GraphResult<()> {
         let (interval, burst) = *self.pair_params.read();
         let mut peers = self.peers.lock();
-        let entry = peers
-            .entry(peer.to_string())
-            .or_insert_with(|| Peer { pair: Gcra::with_interval(interval, burst), last_inbound: None });
+        let entry = peers.entry(peer.to_string()).or_insert_with(|| Peer {
+            pair: Gcra::with_interval(interval, burst),
+            last_inbound: None,
+        });
         entry
             .pair
             .check(now)
@@ -355,7 +357,10 @@ impl Number {
         let mut peers = self.peers.lock();
         peers
             .entry(peer.to_string())
-            .or_insert_with(|| Peer { pair: Gcra::with_interval(interval, burst), last_inbound: None })
+            .or_insert_with(|| Peer {
+                pair: Gcra::with_interval(interval, burst),
+                last_inbound: None,
+            })
             .last_inbound = at;
     }
 

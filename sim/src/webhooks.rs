@@ -102,7 +102,11 @@ impl Dispatcher {
 
     /// Deliveries not yet finished (delivered or given up).
     pub fn pending(&self) -> usize {
-        self.log.lock().values().filter(|d| !d.delivered && !d.gave_up).count()
+        self.log
+            .lock()
+            .values()
+            .filter(|d| !d.delivered && !d.gave_up)
+            .count()
     }
 }
 
@@ -131,7 +135,10 @@ pub fn emit(
 ) -> u64 {
     let d = &sim.inner.webhooks;
     let id = d.next_id.fetch_add(1, Ordering::Relaxed);
-    let field = body["entry"][0]["changes"][0]["field"].as_str().unwrap_or("").to_string();
+    let field = body["entry"][0]["changes"][0]["field"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let raw = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     d.log.lock().insert(
         id,
@@ -156,7 +163,10 @@ async fn deliver(sim: Sim, id: u64, target: WebhookTarget, raw: Bytes) {
     let signature = sign(&target.app_secret, &raw);
     let (max_attempts, base) = {
         let s = sim.settings();
-        (s.webhook_max_attempts.max(1), Duration::from_millis(s.webhook_retry_base_ms))
+        (
+            s.webhook_max_attempts.max(1),
+            Duration::from_millis(s.webhook_retry_base_ms),
+        )
     };
     let d = &sim.inner.webhooks;
     for attempt in 0..max_attempts {
@@ -168,7 +178,9 @@ async fn deliver(sim: Sim, id: u64, target: WebhookTarget, raw: Bytes) {
             }
         }
         let result = {
-            let Ok(_permit) = d.permits.acquire().await else { return };
+            let Ok(_permit) = d.permits.acquire().await else {
+                return;
+            };
             d.client
                 .post(&target.url)
                 .header("content-type", "application/json")
@@ -185,7 +197,11 @@ async fn deliver(sim: Sim, id: u64, target: WebhookTarget, raw: Bytes) {
         let ok = status == Some(200);
         let mut log = d.log.lock();
         if let Some(entry) = log.get_mut(&id) {
-            entry.attempts.push(Attempt { at_ms: chrono::Utc::now().timestamp_millis(), status, error });
+            entry.attempts.push(Attempt {
+                at_ms: chrono::Utc::now().timestamp_millis(),
+                status,
+                error,
+            });
             entry.delivered = ok;
             entry.gave_up = !ok && attempt + 1 == max_attempts;
         }

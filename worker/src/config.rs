@@ -71,15 +71,22 @@ impl WorkerConfig {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let mut concurrency: Vec<(Lane, usize)> =
-            Lane::ALL.iter().map(|l| (*l, l.default_concurrency())).collect();
+        let mut concurrency: Vec<(Lane, usize)> = Lane::ALL
+            .iter()
+            .map(|l| (*l, l.default_concurrency()))
+            .collect();
         if let Some(spec) = get("WORKER_CONCURRENCY") {
             for part in spec.split(',').filter(|s| !s.trim().is_empty()) {
-                let invalid = |reason: String| ConfigError::Invalid { name: "WORKER_CONCURRENCY", reason };
+                let invalid = |reason: String| ConfigError::Invalid {
+                    name: "WORKER_CONCURRENCY",
+                    reason,
+                };
                 let (lane, n) = part
                     .split_once('=')
                     .ok_or_else(|| invalid(format!("{part:?}: expected lane=number")))?;
-                let lane: Lane = lane.parse().map_err(|e: wharf_shared::jobs::lanes::UnknownLane| invalid(e.to_string()))?;
+                let lane: Lane = lane
+                    .parse()
+                    .map_err(|e: wharf_shared::jobs::lanes::UnknownLane| invalid(e.to_string()))?;
                 let n: usize = n
                     .trim()
                     .parse()
@@ -89,14 +96,19 @@ impl WorkerConfig {
                 }
             }
         }
-        let mut selected: Vec<(Lane, usize)> =
-            concurrency.into_iter().filter(|(l, _)| lanes.contains(l)).collect();
+        let mut selected: Vec<(Lane, usize)> = concurrency
+            .into_iter()
+            .filter(|(l, _)| lanes.contains(l))
+            .collect();
         selected.dedup_by_key(|(l, _)| *l);
 
         let secs = |name: &'static str, default: &str| -> Result<Duration, ConfigError> {
             let v: f64 = parse_or(name, get(name), default)?;
             if !v.is_finite() || v < 0.0 {
-                return Err(ConfigError::Invalid { name, reason: format!("{v} is not a duration") });
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("{v} is not a duration"),
+                });
             }
             Ok(Duration::from_secs_f64(v))
         };
@@ -109,7 +121,11 @@ impl WorkerConfig {
         let poll_ms: u64 = parse_or("WORKER_POLL_MS", get("WORKER_POLL_MS"), "1000")?;
         let metrics_addr = match get("WORKER_METRICS_ADDR").as_deref() {
             Some("none") | Some("off") => None,
-            other => Some(parse_or("WORKER_METRICS_ADDR", other.map(str::to_string), "127.0.0.1:9464")?),
+            other => Some(parse_or(
+                "WORKER_METRICS_ADDR",
+                other.map(str::to_string),
+                "127.0.0.1:9464",
+            )?),
         };
         let hours = |name: &'static str, default: &str| -> Result<Duration, ConfigError> {
             let h: f64 = parse_or(name, get(name), default)?;
@@ -119,14 +135,17 @@ impl WorkerConfig {
         Ok(Self {
             database_url,
             lanes: selected,
-            fetch_batch: parse_or::<usize>("WORKER_FETCH_BATCH", get("WORKER_FETCH_BATCH"), "100")?.max(1),
+            fetch_batch: parse_or::<usize>("WORKER_FETCH_BATCH", get("WORKER_FETCH_BATCH"), "100")?
+                .max(1),
             poll_interval: Duration::from_millis(poll_ms.clamp(10, 1000)),
             lease,
             heartbeat_interval,
-            rescue_interval: secs("WORKER_RESCUE_INTERVAL_SECS", "10")?.max(Duration::from_millis(50)),
+            rescue_interval: secs("WORKER_RESCUE_INTERVAL_SECS", "10")?
+                .max(Duration::from_millis(50)),
             shutdown_grace: secs("WORKER_SHUTDOWN_GRACE_SECS", "30")?,
             metrics_addr,
-            pool_size: parse_or::<u32>("WORKER_DB_POOL_SIZE", get("WORKER_DB_POOL_SIZE"), "20")?.max(4),
+            pool_size: parse_or::<u32>("WORKER_DB_POOL_SIZE", get("WORKER_DB_POOL_SIZE"), "20")?
+                .max(4),
             fair_orgs: parse_or::<i32>("WORKER_FAIR_ORGS", get("WORKER_FAIR_ORGS"), "64")?.max(1),
             finished_retention: hours("JOBS_RETENTION_HOURS", "24")?,
             dead_retention: hours("JOBS_DEAD_RETENTION_HOURS", "168")?,
@@ -141,8 +160,10 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<WorkerConfig, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         WorkerConfig::from_lookup("postgres://x/y".into(), move |k| map.get(k).cloned())
     }
 
@@ -173,7 +194,13 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        assert!(cfg(&[("WORKER_LANES", "inbound,nope")]).unwrap_err().to_string().contains("WORKER_LANES"));
-        assert!(cfg(&[("WORKER_CONCURRENCY", "bulk")]).unwrap_err().to_string().contains("WORKER_CONCURRENCY"));
+        assert!(cfg(&[("WORKER_LANES", "inbound,nope")])
+            .unwrap_err()
+            .to_string()
+            .contains("WORKER_LANES"));
+        assert!(cfg(&[("WORKER_CONCURRENCY", "bulk")])
+            .unwrap_err()
+            .to_string()
+            .contains("WORKER_CONCURRENCY"));
     }
 }

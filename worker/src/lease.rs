@@ -27,14 +27,20 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken)
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let snapshot: Vec<(i64, i32)> =
-            shared.running().iter().map(|(id, job)| (*id, job.attempt)).collect();
+        let snapshot: Vec<(i64, i32)> = shared
+            .running()
+            .iter()
+            .map(|(id, job)| (*id, job.attempt))
+            .collect();
         if snapshot.is_empty() {
             continue;
         }
         match fetch::heartbeat(&shared.pool, &snapshot, lease_secs).await {
             Ok(beats) => {
-                let alive: HashMap<i64, bool> = beats.into_iter().map(|b| (b.id, b.cancel_requested)).collect();
+                let alive: HashMap<i64, bool> = beats
+                    .into_iter()
+                    .map(|b| (b.id, b.cancel_requested))
+                    .collect();
                 let running = shared.running();
                 for (id, attempt) in snapshot {
                     let Some(job) = running.get(&id).filter(|j| j.attempt == attempt) else {

@@ -33,7 +33,11 @@ pub async fn serve(addr: SocketAddr, stop: CancellationToken) {
             return;
         }
     };
-    metrics::describe_histogram!(ENQUEUE_TO_START, metrics::Unit::Seconds, "Due time to start of a job");
+    metrics::describe_histogram!(
+        ENQUEUE_TO_START,
+        metrics::Unit::Seconds,
+        "Due time to start of a job"
+    );
     metrics::describe_histogram!(RUN_SECONDS, metrics::Unit::Seconds, "Handler run time");
     metrics::describe_counter!(FAILURES, "Failed job attempts");
 
@@ -47,7 +51,10 @@ pub async fn serve(addr: SocketAddr, stop: CancellationToken) {
     tracing::info!(%addr, "serving Prometheus metrics on /metrics");
     let upkeep = tokio::spawn(upkeep(handle.clone(), stop.clone()));
     let app = Router::new().route("/metrics", get(move || render(handle.clone())));
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
         tracing::warn!(error = %e, "metrics endpoint stopped");
     }
     let _ = upkeep.await;

@@ -31,7 +31,9 @@ pub struct JobContext {
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = anyhow::Result<JobOutcome>> + Send>>;
 
-type Erased = Arc<dyn Fn(JobContext, serde_json::Value) -> Result<HandlerFuture, serde_json::Error> + Send + Sync>;
+type Erased = Arc<
+    dyn Fn(JobContext, serde_json::Value) -> Result<HandlerFuture, serde_json::Error> + Send + Sync,
+>;
 
 #[derive(Clone)]
 pub(crate) struct Entry {
@@ -62,7 +64,13 @@ impl Registry {
             let handler = Arc::clone(&handler);
             Ok(Box::pin(async move { handler(ctx, payload).await }) as HandlerFuture)
         });
-        self.entries.insert(T::KIND, Entry { run, backoff: T::backoff });
+        self.entries.insert(
+            T::KIND,
+            Entry {
+                run,
+                backoff: T::backoff,
+            },
+        );
         self
     }
 

@@ -30,10 +30,17 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use wharf_shared::{
     db::{self, PoolSettings},
-    jobs::{backoff, fetch, lifecycle::AttemptRef, FairCursor, FetchedJob, JobOutcome, Lane, QueueSignal},
+    jobs::{
+        backoff, fetch, lifecycle::AttemptRef, FairCursor, FetchedJob, JobOutcome, Lane,
+        QueueSignal,
+    },
 };
 
-use crate::{config::WorkerConfig, lease, listen, metrics, outcomes, registry::{JobContext, Registry}};
+use crate::{
+    config::WorkerConfig,
+    lease, listen, metrics, outcomes,
+    registry::{JobContext, Registry},
+};
 
 /// Why a running job's token was cancelled.
 pub(crate) const STOP_SHUTDOWN: u8 = 0;
@@ -60,7 +67,10 @@ impl Running {
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     Complete,
-    Retry { error: String, retry_in: Duration },
+    Retry {
+        error: String,
+        retry_in: Duration,
+    },
     Snooze(DateTime<Utc>),
     Discard(String),
     Cancelled,
@@ -117,7 +127,10 @@ impl Shared {
     fn record(&self, attempt: AttemptRef, outcome: Outcome) {
         if self.outcomes.send(Recorded { attempt, outcome }).is_err() {
             // Only after the recorder stopped; the lease will expire and the job be rescued.
-            tracing::error!(job_id = attempt.0, "outcome recorder stopped; outcome dropped");
+            tracing::error!(
+                job_id = attempt.0,
+                "outcome recorder stopped; outcome dropped"
+            );
         }
     }
 }
@@ -150,7 +163,10 @@ pub async fn run_with_registry(
 ) -> anyhow::Result<()> {
     let pool = db::lazy_pool(
         &config.database_url,
-        PoolSettings { max_connections: config.pool_size, acquire_timeout: Duration::from_secs(5) },
+        PoolSettings {
+            max_connections: config.pool_size,
+            acquire_timeout: Duration::from_secs(5),
+        },
     )?;
     // Start even while Postgres is down: wait for it, as every loop below does.
     let mut failures = 0;
@@ -168,7 +184,11 @@ pub async fn run_with_registry(
     }
 
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
-    let worker_id = format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let worker_id = format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     tracing::info!(
         worker_id,
         lanes = ?config.lanes,
@@ -177,13 +197,19 @@ pub async fn run_with_registry(
     );
 
     let background = CancellationToken::new();
-    let metrics_task = config.metrics_addr.map(|addr| tokio::spawn(metrics::serve(addr, background.clone())));
+    let metrics_task = config
+        .metrics_addr
+        .map(|addr| tokio::spawn(metrics::serve(addr, background.clone())));
 
     let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         pool: pool.clone(),
         worker_id,
-        wakers: config.lanes.iter().map(|(lane, _)| (*lane, Arc::new(Notify::new()))).collect(),
+        wakers: config
+            .lanes
+            .iter()
+            .map(|(lane, _)| (*lane, Arc::new(Notify::new())))
+            .collect(),
         config: config.clone(),
         registry,
         running: Mutex::new(HashMap::new()),
@@ -192,8 +218,15 @@ pub async fn run_with_registry(
     });
 
     let recorder_done = CancellationToken::new();
-    let recorder = tokio::spawn(outcomes::record_loop(Arc::clone(&shared), rx, recorder_done.clone()));
-    let heartbeat = tokio::spawn(lease::heartbeat_loop(Arc::clone(&shared), background.clone()));
+    let recorder = tokio::spawn(outcomes::record_loop(
+        Arc::clone(&shared),
+        rx,
+        recorder_done.clone(),
+    ));
+    let heartbeat = tokio::spawn(lease::heartbeat_loop(
+        Arc::clone(&shared),
+        background.clone(),
+    ));
     let rescuer = tokio::spawn(lease::rescue_loop(Arc::clone(&shared), background.clone()));
     let listener = tokio::spawn(listen::listen_loop(Arc::clone(&shared), background.clone()));
 
@@ -202,17 +235,29 @@ pub async fn run_with_registry(
         .lanes
         .iter()
         .map(|&(lane, slots)| {
-            tokio::spawn(lane_loop(Arc::clone(&shared), lane, slots, shutdown.clone(), tracker.clone()))
+            tokio::spawn(lane_loop(
+                Arc::clone(&shared),
+                lane,
+                slots,
+                shutdown.clone(),
+                tracker.clone(),
+            ))
         })
         .collect();
 
     shutdown.cancelled().await;
-    tracing::info!(in_flight = tracker.len(), "shutting down: no new jobs; waiting for in-flight jobs");
+    tracing::info!(
+        in_flight = tracker.len(),
+        "shutting down: no new jobs; waiting for in-flight jobs"
+    );
     for lane in lanes {
         let _ = lane.await;
     }
     tracker.close();
-    if tokio::time::timeout(config.shutdown_grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(config.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             unfinished = tracker.len(),
             "grace period over; stopping and handing back unfinished jobs"
@@ -232,7 +277,13 @@ pub async fn run_with_registry(
     Ok(())
 }
 
-async fn lane_loop(shared: Arc<Shared>, lane: Lane, slots: usize, stop: CancellationToken, tracker: TaskTracker) {
+async fn lane_loop(
+    shared: Arc<Shared>,
+    lane: Lane,
+    slots: usize,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
     let semaphore = Arc::new(Semaphore::new(slots));
     let Some(wake) = shared.wakers.get(&lane).cloned() else {
         return;
@@ -251,7 +302,16 @@ async fn lane_loop(shared: Arc<Shared>, lane: Lane, slots: usize, stop: Cancella
             }
         }
         let free = semaphore.available_permits().min(shared.config.fetch_batch);
-        match fetch::fetch(&shared.pool, lane, free, lease_secs, &shared.worker_id, &mut cursor).await {
+        match fetch::fetch(
+            &shared.pool,
+            lane,
+            free,
+            lease_secs,
+            &shared.worker_id,
+            &mut cursor,
+        )
+        .await
+        {
             Ok(jobs) => {
                 failures = 0;
                 let full = !jobs.is_empty() && jobs.len() == free;
@@ -283,12 +343,21 @@ async fn lane_loop(shared: Arc<Shared>, lane: Lane, slots: usize, stop: Cancella
     }
 }
 
-fn start(shared: &Arc<Shared>, job: FetchedJob, permit: OwnedSemaphorePermit, tracker: &TaskTracker) {
+fn start(
+    shared: &Arc<Shared>,
+    job: FetchedJob,
+    permit: OwnedSemaphorePermit,
+    tracker: &TaskTracker,
+) {
     let token = shared.hard_stop.child_token();
     let reason = Arc::new(AtomicU8::new(STOP_SHUTDOWN));
     shared.running().insert(
         job.id,
-        Running { attempt: job.attempt, token: token.clone(), reason: Arc::clone(&reason) },
+        Running {
+            attempt: job.attempt,
+            token: token.clone(),
+            reason: Arc::clone(&reason),
+        },
     );
     let shared = Arc::clone(shared);
     tracker.spawn(async move {
@@ -303,9 +372,15 @@ fn start(shared: &Arc<Shared>, job: FetchedJob, permit: OwnedSemaphorePermit, tr
     });
 }
 
-async fn execute(shared: &Shared, job: FetchedJob, token: CancellationToken, reason: &AtomicU8) -> Outcome {
+async fn execute(
+    shared: &Shared,
+    job: FetchedJob,
+    token: CancellationToken,
+    reason: &AtomicU8,
+) -> Outcome {
     let queued = (job.attempted_at - job.run_at).to_std().unwrap_or_default();
-    ::metrics::histogram!(metrics::ENQUEUE_TO_START, "lane" => job.lane.clone()).record(queued.as_secs_f64());
+    ::metrics::histogram!(metrics::ENQUEUE_TO_START, "lane" => job.lane.clone())
+        .record(queued.as_secs_f64());
     let started = Instant::now();
     let kind = job.kind.clone();
     let stopped = |reason: &AtomicU8| match reason.load(Ordering::SeqCst) {
@@ -359,11 +434,18 @@ async fn execute(shared: &Shared, job: FetchedJob, token: CancellationToken, rea
         }
     };
 
-    ::metrics::histogram!(metrics::RUN_SECONDS, "kind" => kind.clone()).record(started.elapsed().as_secs_f64());
+    ::metrics::histogram!(metrics::RUN_SECONDS, "kind" => kind.clone())
+        .record(started.elapsed().as_secs_f64());
     match &outcome {
         Outcome::Retry { error, .. } | Outcome::Discard(error) => {
             ::metrics::counter!(metrics::FAILURES, "kind" => kind.clone()).increment(1);
-            tracing::warn!(job_id = job.id, kind, attempt = job.attempt, error, "job attempt failed");
+            tracing::warn!(
+                job_id = job.id,
+                kind,
+                attempt = job.attempt,
+                error,
+                "job attempt failed"
+            );
         }
         _ => {}
     }

@@ -9,6 +9,8 @@ pub mod docs;
 pub mod health;
 pub mod profile;
 pub mod users;
+pub mod webhooks;
+pub mod whatsapp_accounts;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -104,4 +106,5 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(api_keys::router())
         .merge(admin_orgs::router())
+        .merge(whatsapp_accounts::router())
 }

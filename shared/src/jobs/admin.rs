@@ -173,7 +173,9 @@ pub async fn list_jobs(
     let limit = limit.clamp(1, MAX_PAGE_SIZE);
     let selection = JobSelection::Filter(filter.clone());
     let (total,): (i64,) = Bound::new(org, &selection)
-        .bind(sqlx::query_as(&format!("SELECT count(*) FROM jobs WHERE {SELECTION_WHERE}")))
+        .bind(sqlx::query_as(&format!(
+            "SELECT count(*) FROM jobs WHERE {SELECTION_WHERE}"
+        )))
         .fetch_one(pool)
         .await?;
     let jobs: Vec<JobSummary> = Bound::new(org, &selection)
@@ -185,7 +187,12 @@ pub async fn list_jobs(
         .bind(i64::from(page - 1) * i64::from(limit))
         .fetch_all(pool)
         .await?;
-    Ok(JobPage { jobs, page, limit, total })
+    Ok(JobPage {
+        jobs,
+        page,
+        limit,
+        total,
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -201,7 +208,11 @@ struct DetailRow {
 }
 
 /// One job with its payload and attempt history; `None` if it does not exist for this caller.
-pub async fn get_job(pool: &sqlx::PgPool, org: Option<Uuid>, id: i64) -> Result<Option<JobDetail>, JobsError> {
+pub async fn get_job(
+    pool: &sqlx::PgPool,
+    org: Option<Uuid>,
+    id: i64,
+) -> Result<Option<JobDetail>, JobsError> {
     let row: Option<DetailRow> = sqlx::query_as(&format!(
         "SELECT {SUMMARY_COLUMNS}, payload, errors, attempted_by, heartbeat_at, lease_expires_at, \
          cancel_requested FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR org_id = $2)"
@@ -227,7 +238,11 @@ pub async fn get_job(pool: &sqlx::PgPool, org: Option<Uuid>, id: i64) -> Result<
 /// the attempt budget is extended so at least one more attempt runs. Returns how many jobs were
 /// revived. A job whose unique key is now held by another unfinished job is a
 /// [`JobsError::Conflict`].
-pub async fn retry_jobs(pool: &sqlx::PgPool, org: Option<Uuid>, selection: &JobSelection) -> Result<u64, JobsError> {
+pub async fn retry_jobs(
+    pool: &sqlx::PgPool,
+    org: Option<Uuid>,
+    selection: &JobSelection,
+) -> Result<u64, JobsError> {
     let sql = format!(
         r#"
         WITH revived AS (
@@ -249,9 +264,9 @@ pub async fn retry_jobs(pool: &sqlx::PgPool, org: Option<Uuid>, selection: &JobS
         .await;
     match result {
         Ok((n, _)) => Ok(n.max(0) as u64),
-        Err(e) if crate::db::is_unique_violation(&e, "jobs_unique_key_idx") => Err(JobsError::Conflict(
-            "another unfinished job holds the same unique key".into(),
-        )),
+        Err(e) if crate::db::is_unique_violation(&e, "jobs_unique_key_idx") => Err(
+            JobsError::Conflict("another unfinished job holds the same unique key".into()),
+        ),
         Err(e) => Err(e.into()),
     }
 }
@@ -265,7 +280,11 @@ pub async fn retry_job(pool: &sqlx::PgPool, org: Option<Uuid>, id: i64) -> Resul
 /// Cancels jobs: pending ones become `cancelled` at once; running ones are asked to stop (their
 /// worker sees the request through NOTIFY at once, or its next heartbeat) and end `cancelled`.
 /// Returns how many jobs were cancelled or asked to stop.
-pub async fn cancel_jobs(pool: &sqlx::PgPool, org: Option<Uuid>, selection: &JobSelection) -> Result<u64, JobsError> {
+pub async fn cancel_jobs(
+    pool: &sqlx::PgPool,
+    org: Option<Uuid>,
+    selection: &JobSelection,
+) -> Result<u64, JobsError> {
     let sql = format!(
         r#"
         WITH hit AS (
@@ -293,12 +312,19 @@ pub async fn cancel_jobs(pool: &sqlx::PgPool, org: Option<Uuid>, selection: &Job
 
 /// [`cancel_jobs`] for one job; `false` when it does not exist for this caller or already
 /// finished.
-pub async fn cancel_job(pool: &sqlx::PgPool, org: Option<Uuid>, id: i64) -> Result<bool, JobsError> {
+pub async fn cancel_job(
+    pool: &sqlx::PgPool,
+    org: Option<Uuid>,
+    id: i64,
+) -> Result<bool, JobsError> {
     Ok(cancel_jobs(pool, org, &JobSelection::Ids(vec![id])).await? == 1)
 }
 
 /// Per-lane counts by state, backlog age, throughput and pause flag, for every lane.
-pub async fn queue_stats(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Vec<LaneStats>, JobsError> {
+pub async fn queue_stats(
+    pool: &sqlx::PgPool,
+    org: Option<Uuid>,
+) -> Result<Vec<LaneStats>, JobsError> {
     let counts: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT lane, state, count(*) FROM jobs WHERE ($1::uuid IS NULL OR org_id = $1) \
          GROUP BY lane, state",
@@ -333,8 +359,10 @@ pub async fn queue_stats(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Vec<L
         .into_iter()
         .map(|lane| {
             let name = lane.as_str();
-            let mut by_state: BTreeMap<String, i64> =
-                JobState::ALL.iter().map(|s| (s.as_str().to_string(), 0)).collect();
+            let mut by_state: BTreeMap<String, i64> = JobState::ALL
+                .iter()
+                .map(|s| (s.as_str().to_string(), 0))
+                .collect();
             for (l, state, n) in &counts {
                 if l == name {
                     by_state.insert(state.clone(), *n);

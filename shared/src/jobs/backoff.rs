@@ -22,7 +22,11 @@ pub fn exponential_jitter(attempt: i32, base: Duration, max: Duration) -> Durati
 /// The default policy: 2 s, 4 s, 8 s, … capped at 6 h. Twenty-five attempts span about three
 /// and a half days, enough to ride out a long provider outage.
 pub fn default_backoff(attempt: i32) -> Duration {
-    exponential_jitter(attempt, Duration::from_secs(2), Duration::from_secs(6 * 3600))
+    exponential_jitter(
+        attempt,
+        Duration::from_secs(2),
+        Duration::from_secs(6 * 3600),
+    )
 }
 
 #[cfg(test)]

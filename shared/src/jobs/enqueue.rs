@@ -57,12 +57,18 @@ where
 
 /// Enqueues many jobs of one kind in one statement (UNNEST over arrays). Returns the ids of the
 /// inserted jobs; jobs skipped by their unique key are absent.
-pub async fn enqueue_many<'e, E, T>(executor: E, jobs: Vec<NewJob<T>>) -> Result<Vec<i64>, JobsError>
+pub async fn enqueue_many<'e, E, T>(
+    executor: E,
+    jobs: Vec<NewJob<T>>,
+) -> Result<Vec<i64>, JobsError>
 where
     E: sqlx::PgExecutor<'e>,
     T: JobKind,
 {
-    let raw = jobs.into_iter().map(NewJob::into_raw).collect::<Result<Vec<_>, _>>()?;
+    let raw = jobs
+        .into_iter()
+        .map(NewJob::into_raw)
+        .collect::<Result<Vec<_>, _>>()?;
     enqueue_many_raw(executor, raw).await
 }
 

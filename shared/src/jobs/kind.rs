@@ -42,7 +42,11 @@ impl JobOutcome {
     /// Snooze for a duration from now.
     pub fn snooze_for(d: Duration) -> Self {
         let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-        JobOutcome::Snooze(Utc::now().checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC))
+        JobOutcome::Snooze(
+            Utc::now()
+                .checked_add_signed(d)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 }
 
@@ -87,7 +91,10 @@ impl JobState {
     }
 
     pub const fn is_finished(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Cancelled | JobState::Dead)
+        matches!(
+            self,
+            JobState::Completed | JobState::Cancelled | JobState::Dead
+        )
     }
 }
 
@@ -138,7 +145,10 @@ pub struct NewJob<T: JobKind> {
 
 impl<T: JobKind> NewJob<T> {
     pub fn new(payload: T) -> Self {
-        Self { payload, options: JobOptions::default() }
+        Self {
+            payload,
+            options: JobOptions::default(),
+        }
     }
 
     pub fn org(mut self, org_id: Uuid) -> Self {
@@ -158,7 +168,9 @@ impl<T: JobKind> NewJob<T> {
 
     pub fn delay(self, d: Duration) -> Self {
         let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-        let at = Utc::now().checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let at = Utc::now()
+            .checked_add_signed(d)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         self.run_at(at)
     }
 

@@ -27,8 +27,14 @@ pub enum Lane {
 }
 
 impl Lane {
-    pub const ALL: [Lane; 6] =
-        [Lane::Inbound, Lane::Outbound, Lane::Bulk, Lane::Media, Lane::Llm, Lane::Maintenance];
+    pub const ALL: [Lane; 6] = [
+        Lane::Inbound,
+        Lane::Outbound,
+        Lane::Bulk,
+        Lane::Media,
+        Lane::Llm,
+        Lane::Maintenance,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {

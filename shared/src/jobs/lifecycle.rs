@@ -68,7 +68,11 @@ pub async fn fail(
 }
 
 /// Fails the job permanently (`dead`) whatever attempts remain.
-pub async fn discard(pool: &sqlx::PgPool, (id, attempt): AttemptRef, reason: &str) -> Result<bool, JobsError> {
+pub async fn discard(
+    pool: &sqlx::PgPool,
+    (id, attempt): AttemptRef,
+    reason: &str,
+) -> Result<bool, JobsError> {
     finish_with_error(pool, (id, attempt), "dead", reason).await
 }
 
@@ -102,7 +106,11 @@ async fn finish_with_error(
 }
 
 /// Defers the job to `until` and gives the attempt back: a snooze is not a failure.
-pub async fn snooze(pool: &sqlx::PgPool, (id, attempt): AttemptRef, until: DateTime<Utc>) -> Result<bool, JobsError> {
+pub async fn snooze(
+    pool: &sqlx::PgPool,
+    (id, attempt): AttemptRef,
+    until: DateTime<Utc>,
+) -> Result<bool, JobsError> {
     let done = sqlx::query(
         r#"
         UPDATE jobs

@@ -73,8 +73,14 @@ mod tests {
 
     #[test]
     fn signals_parse() {
-        assert_eq!(QueueSignal::parse("bulk"), Some(QueueSignal::Lane(Lane::Bulk)));
-        assert_eq!(QueueSignal::parse("cancel:42"), Some(QueueSignal::Cancel(42)));
+        assert_eq!(
+            QueueSignal::parse("bulk"),
+            Some(QueueSignal::Lane(Lane::Bulk))
+        );
+        assert_eq!(
+            QueueSignal::parse("cancel:42"),
+            Some(QueueSignal::Cancel(42))
+        );
         assert_eq!(QueueSignal::parse("cancel:x"), None);
         assert_eq!(QueueSignal::parse("other"), None);
     }

@@ -53,7 +53,11 @@ pub fn mime_fits(kind: &str, mime: &str) -> bool {
 }
 
 fn essence(mime: &str) -> String {
-    mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    mime.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// `POST /{v}/{number}/media` (multipart: `messaging_product`, `file`, `type`).
@@ -70,7 +74,9 @@ pub async fn upload(
             return Ok(r);
         }
         let token = authenticate(&sim, &headers, &uri)?;
-        let number = sim.number(&number_id).map_err(|_| GraphError::no_object(&number_id, "post"))?;
+        let number = sim
+            .number(&number_id)
+            .map_err(|_| GraphError::no_object(&number_id, "post"))?;
         authorize(&sim, &token, &number.waba_id, 10)?;
         let mut multipart = multipart
             .map_err(|e| GraphError::invalid_param(format!("Expected multipart/form-data: {e}")))?;
@@ -98,13 +104,27 @@ pub async fn upload(
         }
         match product.as_deref() {
             Some("whatsapp") => {}
-            Some(_) => return Err(GraphError::invalid_param("Param messaging_product must be one of {WHATSAPP}.")),
-            None => return Err(GraphError::invalid_param("The parameter messaging_product is required.")),
+            Some(_) => {
+                return Err(GraphError::invalid_param(
+                    "Param messaging_product must be one of {WHATSAPP}.",
+                ))
+            }
+            None => {
+                return Err(GraphError::invalid_param(
+                    "The parameter messaging_product is required.",
+                ))
+            }
         }
         let (file_ct, filename, bytes) = file.ok_or_else(|| GraphError::missing("file"))?;
-        let mime = match (declared.as_deref().map(essence), file_ct.as_deref().map(essence)) {
+        let mime = match (
+            declared.as_deref().map(essence),
+            file_ct.as_deref().map(essence),
+        ) {
             (Some(d), Some(f)) if d != f && f != "application/octet-stream" => {
-                return Err(GraphError::new(131053, format!("Param file content type {f} does not match type {d}.")))
+                return Err(GraphError::new(
+                    131053,
+                    format!("Param file content type {f} does not match type {d}."),
+                ))
             }
             (Some(d), _) => d,
             (None, Some(f)) => f,
@@ -118,7 +138,10 @@ pub async fn upload(
         if bytes.len() > max {
             return Err(GraphError::new(
                 131053,
-                format!("File size {} exceeds the {kind} limit of {max} bytes.", bytes.len()),
+                format!(
+                    "File size {} exceeds the {kind} limit of {max} bytes.",
+                    bytes.len()
+                ),
             ));
         }
         let media = sim.store_media(&number.id, mime, bytes, filename);
@@ -144,12 +167,21 @@ pub async fn get_url(
     uri: &Uri,
 ) -> Response {
     let result: GraphResult<Response> = async {
-        let media = sim.inner.media.read().get(id).cloned().ok_or_else(|| GraphError::no_object(id, "get"))?;
+        let media = sim
+            .inner
+            .media
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| GraphError::no_object(id, "get"))?;
         if let Err(r) = faults_for(sim, &media.number_id, None, Endpoint::MediaGet).await {
             return Ok(r);
         }
         let token = authenticate(sim, headers, uri)?;
-        let waba = sim.number(&media.number_id).map(|n| n.waba_id.clone()).unwrap_or_default();
+        let waba = sim
+            .number(&media.number_id)
+            .map(|n| n.waba_id.clone())
+            .unwrap_or_default();
         authorize(sim, &token, &waba, 10)?;
         check_owner(query, &media.number_id, id)?;
         let ttl = Duration::from_millis(sim.inner.settings.read().media_url_ttl_ms);
@@ -160,7 +192,13 @@ pub async fn get_url(
                 let now = Instant::now();
                 urls.retain(|_, u| u.expires > now);
             }
-            urls.insert(url_token.clone(), MediaUrl { media_id: media.id.clone(), expires: Instant::now() + ttl });
+            urls.insert(
+                url_token.clone(),
+                MediaUrl {
+                    media_id: media.id.clone(),
+                    expires: Instant::now() + ttl,
+                },
+            );
         }
         Ok(Json(json!({
             "messaging_product": "whatsapp",
@@ -180,7 +218,13 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "Not Found").into_response()
 }
 
-fn serve_bytes(sim: &Sim, media_id: &str, headers: &HeaderMap, uri: &Uri, corrupt: bool) -> Response {
+fn serve_bytes(
+    sim: &Sim,
+    media_id: &str,
+    headers: &HeaderMap,
+    uri: &Uri,
+    corrupt: bool,
+) -> Response {
     if let Err(e) = authenticate(sim, headers, uri) {
         return e.status(StatusCode::UNAUTHORIZED).into_response();
     }
@@ -214,8 +258,15 @@ pub async fn download(
     let Some(url) = sim.inner.media_urls.lock().get(&token).cloned() else {
         return not_found();
     };
-    let owner = sim.inner.media.read().get(&url.media_id).map(|m| m.number_id.clone());
-    let Some(owner) = owner else { return not_found() };
+    let owner = sim
+        .inner
+        .media
+        .read()
+        .get(&url.media_id)
+        .map(|m| m.number_id.clone());
+    let Some(owner) = owner else {
+        return not_found();
+    };
     let action = match faults_for(&sim, &owner, None, Endpoint::MediaDownload).await {
         Err(r) => return r,
         Ok(a) => a,
@@ -223,7 +274,13 @@ pub async fn download(
     if matches!(action, Some(FaultAction::MediaExpiredUrl)) || url.expires <= Instant::now() {
         return not_found();
     }
-    serve_bytes(&sim, &url.media_id, &headers, &uri, matches!(action, Some(FaultAction::MediaCorrupt)))
+    serve_bytes(
+        &sim,
+        &url.media_id,
+        &headers,
+        &uri,
+        matches!(action, Some(FaultAction::MediaCorrupt)),
+    )
 }
 
 /// `GET /media-lookaside/{id}` (the `url` inside inbound media webhooks).
@@ -244,8 +301,17 @@ pub fn delete(
     query: &HashMap<String, String>,
     method: &str,
 ) -> GraphResult<Response> {
-    let media = sim.inner.media.read().get(id).cloned().ok_or_else(|| GraphError::no_object(id, &method.to_ascii_lowercase()))?;
-    let waba = sim.number(&media.number_id).map(|n| n.waba_id.clone()).unwrap_or_default();
+    let media = sim
+        .inner
+        .media
+        .read()
+        .get(id)
+        .cloned()
+        .ok_or_else(|| GraphError::no_object(id, &method.to_ascii_lowercase()))?;
+    let waba = sim
+        .number(&media.number_id)
+        .map(|n| n.waba_id.clone())
+        .unwrap_or_default();
     authorize(sim, token, &waba, 10)?;
     check_owner(query, &media.number_id, id)?;
     sim.inner.media.write().remove(id);

@@ -72,9 +72,23 @@ async fn send_inner(
         wamid: None,
         at_ms: chrono::Utc::now().timestamp_millis(),
         error_code: None,
-        raw: sim.inner.settings.read().record_raw_bodies.then(|| raw.clone()),
+        raw: sim
+            .inner
+            .settings
+            .read()
+            .record_raw_bodies
+            .then(|| raw.clone()),
     };
-    let result = process(sim, &number, version_major, parsed, recipient, injected, now, &mut rec);
+    let result = process(
+        sim,
+        &number,
+        version_major,
+        parsed,
+        recipient,
+        injected,
+        now,
+        &mut rec,
+    );
     match &result {
         Ok(_) => {}
         Err(e) => {
@@ -97,18 +111,30 @@ fn process(
     now: Instant,
     rec: &mut Received,
 ) -> GraphResult<Response> {
-    let body = parsed.map_err(|e| GraphError::invalid_param(format!("Request body is not valid JSON: {e}")))?;
+    let body = parsed
+        .map_err(|e| GraphError::invalid_param(format!("Request body is not valid JSON: {e}")))?;
     let (registered, display) = {
         let c = number.config.read();
         (c.registered, c.display_phone_number.clone())
     };
     if !registered {
-        return Err(GraphError::new(133010, "The phone number is not registered on the WhatsApp Business Platform."));
+        return Err(GraphError::new(
+            133010,
+            "The phone number is not registered on the WhatsApp Business Platform.",
+        ));
     }
     match body.get("messaging_product") {
         Some(Value::String(p)) if p == "whatsapp" => {}
-        Some(_) => return Err(GraphError::invalid_param("Param messaging_product must be one of {WHATSAPP} - got an invalid value.")),
-        None => return Err(GraphError::invalid_param("The parameter messaging_product is required.")),
+        Some(_) => {
+            return Err(GraphError::invalid_param(
+                "Param messaging_product must be one of {WHATSAPP} - got an invalid value.",
+            ))
+        }
+        None => {
+            return Err(GraphError::invalid_param(
+                "The parameter messaging_product is required.",
+            ))
+        }
     }
     if body.get("status").is_some() {
         rec.kind = "read";
@@ -120,10 +146,15 @@ fn process(
         Some(_) => return Err(GraphError::invalid_param("Param to must be a string.")),
     };
     let to = recipient.ok_or_else(|| {
-        GraphError::invalid_value(format!("Recipient phone number `{to_raw}` is not a valid phone number."))
+        GraphError::invalid_value(format!(
+            "Recipient phone number `{to_raw}` is not a valid phone number."
+        ))
     })?;
     if to == display {
-        return Err(GraphError::new(131021, "Sender and recipient phone number are the same."));
+        return Err(GraphError::new(
+            131021,
+            "Sender and recipient phone number are the same.",
+        ));
     }
     let checked = validate::check_message(sim, number, &body)?;
     rec.kind = checked.kind;
@@ -135,17 +166,45 @@ fn process(
     let window_open = number
         .last_inbound(&to)
         .is_some_and(|t| chrono::Utc::now().timestamp() - t < WINDOW_SECS);
-    let mode = number.config.read().window_mode.unwrap_or_else(|| sim.inner.settings.read().window_mode);
+    let mode = number
+        .config
+        .read()
+        .window_mode
+        .unwrap_or_else(|| sim.inner.settings.read().window_mode);
     let mut async_fail = None;
     if checked.is_free_form() && !window_open {
         match mode {
-            WindowMode::Sync => return Err(GraphError::new(131047, crate::errors::default_details(131047))),
-            WindowMode::Async => async_fail = Some(GraphError::new(131047, crate::errors::default_details(131047))),
+            WindowMode::Sync => {
+                return Err(GraphError::new(
+                    131047,
+                    crate::errors::default_details(131047),
+                ))
+            }
+            WindowMode::Async => {
+                async_fail = Some(GraphError::new(
+                    131047,
+                    crate::errors::default_details(131047),
+                ))
+            }
             WindowMode::Off => {}
         }
     }
-    if let Some(FaultAction::MetaError { code, subcode, title, details, http_status, is_async: true }) = injected {
-        async_fail = Some(faults::meta_error(code, subcode, title, details, http_status));
+    if let Some(FaultAction::MetaError {
+        code,
+        subcode,
+        title,
+        details,
+        http_status,
+        is_async: true,
+    }) = injected
+    {
+        async_fail = Some(faults::meta_error(
+            code,
+            subcode,
+            title,
+            details,
+            http_status,
+        ));
     }
     number.take_throughput(now)?;
     number.take_pair(&to, now)?;
@@ -160,11 +219,19 @@ fn process(
             let free = category == "UTILITY" && window_open;
             Pricing {
                 billable: !free,
-                kind: if free { "free_customer_service" } else { "regular" },
+                kind: if free {
+                    "free_customer_service"
+                } else {
+                    "regular"
+                },
                 category: category.to_ascii_lowercase(),
             }
         }
-        None => Pricing { billable: false, kind: "free_customer_service", category: "service".into() },
+        None => Pricing {
+            billable: false,
+            kind: "free_customer_service",
+            category: "service".into(),
+        },
     };
     let plan = number
         .config
@@ -181,8 +248,16 @@ fn process(
                 at: chrono::Utc::now().timestamp(),
                 country,
                 category: category.clone(),
-                pricing_type: if pricing.billable { "REGULAR" } else { "FREE_CUSTOMER_SERVICE" },
-                cost: if pricing.billable { state::price(category, country) } else { 0.0 },
+                pricing_type: if pricing.billable {
+                    "REGULAR"
+                } else {
+                    "FREE_CUSTOMER_SERVICE"
+                },
+                cost: if pricing.billable {
+                    state::price(category, country)
+                } else {
+                    0.0
+                },
             });
         }
     }
@@ -226,14 +301,20 @@ fn mark_read(number: &Number, body: &Map<String, Value>) -> GraphResult<Response
     };
     let known = number.inbound_ids.lock().get(id).map(|(_, ts)| *ts);
     match known {
-        None => Err(GraphError::invalid_param(format!("Invalid message_id: message {id} was not received by this phone number."))),
+        None => Err(GraphError::invalid_param(format!(
+            "Invalid message_id: message {id} was not received by this phone number."
+        ))),
         Some(ts) if chrono::Utc::now().timestamp() - ts > READ_RECEIPT_SECS => {
-            Err(GraphError::invalid_param("Message is older than 30 days and cannot be marked as read."))
+            Err(GraphError::invalid_param(
+                "Message is older than 30 days and cannot be marked as read.",
+            ))
         }
         Some(_) => {
             if let Some(t) = body.get("typing_indicator") {
                 if t.get("type").and_then(Value::as_str) != Some("text") {
-                    return Err(GraphError::invalid_value("typing_indicator.type must be `text`."));
+                    return Err(GraphError::invalid_value(
+                        "typing_indicator.type must be `text`.",
+                    ));
                 }
             }
             Ok(Json(json!({"success": true})).into_response())

@@ -49,14 +49,22 @@ pub fn router(sim: Sim) -> Router {
         )
         .route(
             "/{version}/{id}/message_templates",
-            get(templates::list).post(templates::create).delete(templates::delete),
+            get(templates::list)
+                .post(templates::create)
+                .delete(templates::delete),
         )
         .route("/{version}/oauth/access_token", get(oauth::exchange))
         .route("/{version}/debug_token", get(oauth::debug_token))
-        .route("/{version}/{id}", get(get_object).post(post_object).delete(delete_object))
+        .route(
+            "/{version}/{id}",
+            get(get_object).post(post_object).delete(delete_object),
+        )
         .route("/media-download/{token}", get(media::download))
         .route("/media-lookaside/{id}", get(media::lookaside))
-        .layer(middleware::from_fn_with_state(sim.clone(), apply_status_overrides))
+        .layer(middleware::from_fn_with_state(
+            sim.clone(),
+            apply_status_overrides,
+        ))
         .with_state(sim)
 }
 
@@ -81,7 +89,10 @@ pub(crate) fn check_version(sim: &Sim, version: &str) -> GraphResult<u32> {
 pub(crate) fn token_of<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
     if let Some(h) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         let h = h.trim();
-        if let Some(t) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) {
+        if let Some(t) = h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+        {
             return Some(t.trim());
         }
         if let Some(t) = h.strip_prefix("OAuth ") {
@@ -117,10 +128,7 @@ pub(crate) fn authorize(sim: &Sim, token: &str, waba_id: &str, code: u32) -> Gra
 
 /// Runs a management call against the WABA's budget and stamps the usage header on the
 /// response, whatever it is (80008 when the budget is exhausted).
-pub(crate) fn management(
-    waba: &Waba,
-    f: impl FnOnce() -> GraphResult<Response>,
-) -> Response {
+pub(crate) fn management(waba: &Waba, f: impl FnOnce() -> GraphResult<Response>) -> Response {
     let now = Instant::now();
     let verdict = waba.state.lock().budget.try_call(now);
     let (resp, usage) = match verdict {
@@ -135,7 +143,13 @@ pub(crate) fn management(
             usage,
         ),
     };
-    let usage = waba.state.lock().budget.usage(now).percent.max(usage.percent);
+    let usage = waba
+        .state
+        .lock()
+        .budget
+        .usage(now)
+        .percent
+        .max(usage.percent);
     let minutes = if usage >= 100 {
         waba.state.lock().budget.usage(now).minutes_to_regain
     } else {
@@ -212,7 +226,9 @@ async fn get_object(
             return Ok(management(&waba, || numbers::get_waba(&sim, &waba, &query)));
         }
         if let Some(waba_id) = sim.inner.template_owner.read().get(&id).cloned() {
-            let waba = sim.waba(&waba_id).map_err(|_| GraphError::no_object(&id, "get"))?;
+            let waba = sim
+                .waba(&waba_id)
+                .map_err(|_| GraphError::no_object(&id, "get"))?;
             authorize(&sim, &token, &waba.id, 200)?;
             return Ok(management(&waba, || templates::get_one(&waba, &id, &query)));
         }
@@ -239,7 +255,9 @@ async fn post_object(
             return Err(GraphError::no_object(&id, "post"));
         };
         authorize(&sim, &token, &waba.id, 200)?;
-        Ok(management(&waba, || templates::edit(&sim, &waba, &id, &body)))
+        Ok(management(&waba, || {
+            templates::edit(&sim, &waba, &id, &body)
+        }))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

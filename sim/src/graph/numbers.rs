@@ -21,10 +21,15 @@ use crate::state::{pick_fields, Number, Waba};
 use crate::webhooks::WebhookTarget;
 use crate::Sim;
 
-const DEFAULT_NUMBER_FIELDS: [&str; 4] =
-    ["id", "display_phone_number", "verified_name", "quality_rating"];
+const DEFAULT_NUMBER_FIELDS: [&str; 4] = [
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "quality_rating",
+];
 
 fn number_json(sim: &Sim, n: &Number, fields: Option<&[String]>) -> Value {
+    let webhook = sim.webhook_target(n).map(|t| t.url).unwrap_or_default();
     let c = n.config.read();
     let full = json!({
         "id": n.id,
@@ -44,9 +49,12 @@ fn number_json(sim: &Sim, n: &Number, fields: Option<&[String]>) -> Value {
         "is_on_biz_app": c.coexistence,
         "quality_score": {"score": c.quality_rating},
         "health_status": {"can_send_message": "AVAILABLE", "entities": []},
-        "webhook_configuration": {"application": sim.webhook_target(n).map(|t| t.url).unwrap_or_default()},
+        "webhook_configuration": {"application": webhook},
     });
-    let default: Vec<String> = DEFAULT_NUMBER_FIELDS.iter().map(|s| s.to_string()).collect();
+    let default: Vec<String> = DEFAULT_NUMBER_FIELDS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     pick_fields(&full, fields.unwrap_or(&default))
 }
 
@@ -76,7 +84,9 @@ pub async fn list_numbers(
     let result = (|| -> GraphResult<Response> {
         check_version(&sim, &version)?;
         let token = authenticate(&sim, &headers, &uri)?;
-        let waba = sim.waba(&waba_id).map_err(|_| GraphError::no_object(&waba_id, "get"))?;
+        let waba = sim
+            .waba(&waba_id)
+            .map_err(|_| GraphError::no_object(&waba_id, "get"))?;
         authorize(&sim, &token, &waba.id, 200)?;
         Ok(management(&waba, || {
             let fields = fields_param(&query);
@@ -87,7 +97,9 @@ pub async fn list_numbers(
                 .map(|n| number_json(&sim, &n, fields.as_deref()))
                 .collect();
             let cursor = |v: Option<&Value>| {
-                v.and_then(|v| v["id"].as_str()).map(super::templates::encode_cursor).unwrap_or_default()
+                v.and_then(|v| v["id"].as_str())
+                    .map(super::templates::encode_cursor)
+                    .unwrap_or_default()
             };
             Ok(Json(json!({
                 "data": data,
@@ -131,20 +143,32 @@ pub async fn register(
             return Ok(r);
         }
         let token = authenticate(&sim, &headers, &uri)?;
-        let number = sim.number(&number_id).map_err(|_| GraphError::no_object(&number_id, "post"))?;
+        let number = sim
+            .number(&number_id)
+            .map_err(|_| GraphError::no_object(&number_id, "post"))?;
         authorize(&sim, &token, &number.waba_id, 200)?;
         let body = json_body(&body)?;
         match body.get("messaging_product").and_then(Value::as_str) {
             Some("whatsapp") => {}
-            _ => return Err(GraphError::invalid_param("The parameter messaging_product is required.")),
+            _ => {
+                return Err(GraphError::invalid_param(
+                    "The parameter messaging_product is required.",
+                ))
+            }
         }
-        let pin = body.get("pin").and_then(Value::as_str).ok_or_else(|| GraphError::invalid_param("The parameter pin is required."))?;
+        let pin = body
+            .get("pin")
+            .and_then(Value::as_str)
+            .ok_or_else(|| GraphError::invalid_param("The parameter pin is required."))?;
         if pin.len() != 6 || !pin.chars().all(|c| c.is_ascii_digit()) {
             return Err(GraphError::invalid_param("Param pin must be 6 digits."));
         }
         let mut c = number.config.write();
         if c.pin != pin {
-            return Err(GraphError::new(133005, "Two step verification PIN incorrect."));
+            return Err(GraphError::new(
+                133005,
+                "Two step verification PIN incorrect.",
+            ));
         }
         c.registered = true;
         c.status = "CONNECTED".into();
@@ -164,7 +188,9 @@ pub async fn deregister(
     let result = (|| -> GraphResult<Response> {
         check_version(&sim, &version)?;
         let token = authenticate(&sim, &headers, &uri)?;
-        let number = sim.number(&number_id).map_err(|_| GraphError::no_object(&number_id, "post"))?;
+        let number = sim
+            .number(&number_id)
+            .map_err(|_| GraphError::no_object(&number_id, "post"))?;
         authorize(&sim, &token, &number.waba_id, 200)?;
         number.config.write().registered = false;
         Ok(Json(json!({"success": true})).into_response())
@@ -244,7 +270,11 @@ pub async fn verify_callback(sim: &Sim, url: &str, verify_token: &str) -> Result
     let challenge = rand::random::<u32>().to_string();
     let resp = reqwest::Client::new()
         .get(url)
-        .query(&[("hub.mode", "subscribe"), ("hub.challenge", challenge.as_str()), ("hub.verify_token", verify_token)])
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.challenge", challenge.as_str()),
+            ("hub.verify_token", verify_token),
+        ])
         .timeout(std::time::Duration::from_secs(5))
         .send()
         .await
@@ -292,7 +322,9 @@ fn modifiers(spec: &str) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for part in spec.split(").") {
         let part = part.trim_start_matches('.').trim_end_matches(')');
-        let Some((name, args)) = part.split_once('(') else { continue };
+        let Some((name, args)) = part.split_once('(') else {
+            continue;
+        };
         let args = args
             .trim_matches(|c| c == '[' || c == ']')
             .split(',')
@@ -310,17 +342,34 @@ fn pricing_analytics(sim: &Sim, waba_id: &str, spec: &str) -> GraphResult<Value>
         m.get(k)
             .and_then(|v| v.first())
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| GraphError::invalid_param(format!("pricing_analytics requires {k}(<unix seconds>)")))
+            .ok_or_else(|| {
+                GraphError::invalid_param(format!("pricing_analytics requires {k}(<unix seconds>)"))
+            })
     };
     let start = num("start")?;
     let end = num("end")?;
-    let granularity = m.get("granularity").and_then(|v| v.first()).cloned().unwrap_or_else(|| "DAILY".into());
-    let dims: Vec<String> = m.get("dimensions").cloned().unwrap_or_default().iter().map(|d| d.to_uppercase()).collect();
+    let granularity = m
+        .get("granularity")
+        .and_then(|v| v.first())
+        .cloned()
+        .unwrap_or_else(|| "DAILY".into());
+    let dims: Vec<String> = m
+        .get("dimensions")
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|d| d.to_uppercase())
+        .collect();
     let countries = m.get("country_codes").cloned();
     let phones = m.get("phone_numbers").cloned();
-    let metrics = m.get("metric_types").cloned().unwrap_or_else(|| vec!["COST".into(), "VOLUME".into()]);
+    let metrics = m
+        .get("metric_types")
+        .cloned()
+        .unwrap_or_else(|| vec!["COST".into(), "VOLUME".into()]);
     if !["HALF_HOUR", "DAILY", "MONTHLY"].contains(&granularity.as_str()) {
-        return Err(GraphError::invalid_param("granularity must be HALF_HOUR, DAILY or MONTHLY"));
+        return Err(GraphError::invalid_param(
+            "granularity must be HALF_HOUR, DAILY or MONTHLY",
+        ));
     }
     let bucket = |t: i64| -> (i64, i64) {
         match granularity.as_str() {
@@ -328,9 +377,19 @@ fn pricing_analytics(sim: &Sim, waba_id: &str, spec: &str) -> GraphResult<Value>
             "DAILY" => (t - t.rem_euclid(86400), t - t.rem_euclid(86400) + 86400),
             _ => {
                 let d = chrono::Utc.timestamp_opt(t, 0).single().unwrap_or_default();
-                let first = chrono::Utc.with_ymd_and_hms(d.year(), d.month(), 1, 0, 0, 0).single().unwrap_or_default();
-                let (ny, nm) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
-                let next = chrono::Utc.with_ymd_and_hms(ny, nm, 1, 0, 0, 0).single().unwrap_or_default();
+                let first = chrono::Utc
+                    .with_ymd_and_hms(d.year(), d.month(), 1, 0, 0, 0)
+                    .single()
+                    .unwrap_or_default();
+                let (ny, nm) = if d.month() == 12 {
+                    (d.year() + 1, 1)
+                } else {
+                    (d.year(), d.month() + 1)
+                };
+                let next = chrono::Utc
+                    .with_ymd_and_hms(ny, nm, 1, 0, 0, 0)
+                    .single()
+                    .unwrap_or_default();
                 (first.timestamp(), next.timestamp())
             }
         }
@@ -340,10 +399,16 @@ fn pricing_analytics(sim: &Sim, waba_id: &str, spec: &str) -> GraphResult<Value>
         if p.waba_id != waba_id || p.at < start || p.at >= end {
             continue;
         }
-        if countries.as_ref().is_some_and(|c| !c.iter().any(|c| c == p.country)) {
+        if countries
+            .as_ref()
+            .is_some_and(|c| !c.iter().any(|c| c == p.country))
+        {
             continue;
         }
-        if phones.as_ref().is_some_and(|ph| !ph.iter().any(|x| x == &p.number_id)) {
+        if phones
+            .as_ref()
+            .is_some_and(|ph| !ph.iter().any(|x| x == &p.number_id))
+        {
             continue;
         }
         let (s, e) = bucket(p.at);
@@ -354,7 +419,13 @@ fn pricing_analytics(sim: &Sim, waba_id: &str, spec: &str) -> GraphResult<Value>
                 "PHONE" => p.number_id.clone(),
                 "PRICING_TYPE" => p.pricing_type.to_string(),
                 "PRICING_CATEGORY" => p.category.clone(),
-                "TIER" => if p.pricing_type == "REGULAR" { "0:100000".into() } else { String::new() },
+                "TIER" => {
+                    if p.pricing_type == "REGULAR" {
+                        "0:100000".into()
+                    } else {
+                        String::new()
+                    }
+                }
                 _ => String::new(),
             })
             .collect();

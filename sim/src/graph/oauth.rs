@@ -22,12 +22,21 @@ pub async fn exchange(
 ) -> Response {
     let result = (|| -> GraphResult<Response> {
         check_version(&sim, &version)?;
-        let client_id = q.get("client_id").ok_or_else(|| GraphError::invalid_param("Missing client_id parameter."))?;
-        let secret = q.get("client_secret").ok_or_else(|| GraphError::invalid_param("Missing client_secret parameter."))?;
-        let code = q.get("code").ok_or_else(|| GraphError::invalid_param("Missing code parameter."))?;
+        let client_id = q
+            .get("client_id")
+            .ok_or_else(|| GraphError::invalid_param("Missing client_id parameter."))?;
+        let secret = q
+            .get("client_secret")
+            .ok_or_else(|| GraphError::invalid_param("Missing client_secret parameter."))?;
+        let code = q
+            .get("code")
+            .ok_or_else(|| GraphError::invalid_param("Missing code parameter."))?;
         let s = sim.settings();
         if s.app_id.as_ref().is_some_and(|id| id != client_id) {
-            return Err(GraphError::invalid_param("Error validating application. Invalid application ID.").subcode(0));
+            return Err(GraphError::invalid_param(
+                "Error validating application. Invalid application ID.",
+            )
+            .subcode(0));
         }
         if s.app_secret.as_ref().is_some_and(|x| x != secret) {
             return Err(GraphError::invalid_param("Error validating client secret."));
@@ -57,12 +66,21 @@ pub async fn debug_token(
         if !caller_ok {
             authenticate(&sim, &headers, &uri)?;
         }
-        let input = q.get("input_token").ok_or_else(|| GraphError::invalid_param("The parameter input_token is required."))?;
-        let app_id = sim.settings().app_id.unwrap_or_else(|| "1000000000000001".into());
+        let input = q
+            .get("input_token")
+            .ok_or_else(|| GraphError::invalid_param("The parameter input_token is required."))?;
+        let app_id = sim
+            .settings()
+            .app_id
+            .unwrap_or_else(|| "1000000000000001".into());
         let data = match sim.token_info(input) {
-            None => json!({"is_valid": false, "error": {"code": 190, "message": "Invalid OAuth access token."}}),
+            None => {
+                json!({"is_valid": false, "error": {"code": 190, "message": "Invalid OAuth access token."}})
+            }
             Some(t) => {
-                let valid = !t.revoked && t.expires_at.is_none_or(|e| e > chrono::Utc::now().timestamp());
+                let valid = !t.revoked
+                    && t.expires_at
+                        .is_none_or(|e| e > chrono::Utc::now().timestamp());
                 let targets = t.wabas.clone().unwrap_or_default();
                 json!({
                     "app_id": app_id,

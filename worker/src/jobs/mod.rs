@@ -18,7 +18,9 @@ pub fn registry(config: &WorkerConfig) -> Registry {
         dead: config.dead_retention,
     };
     registry
-        .register::<PruneJobs, _, _>(move |ctx, payload| maintenance::prune_jobs(ctx, payload, retention))
+        .register::<PruneJobs, _, _>(move |ctx, payload| {
+            maintenance::prune_jobs(ctx, payload, retention)
+        })
         .register::<DiagNoop, _, _>(diag::noop)
         .register::<DiagSleep, _, _>(diag::sleep)
         .register::<DiagFail, _, _>(diag::fail)

@@ -71,11 +71,17 @@ impl Process {
             .env("WORKER_RESCUE_INTERVAL_SECS", "0.5")
             .env("RUST_LOG", "warn,wharf_worker=info")
             .stdout(Stdio::null())
-            .stderr(if std::env::var("TEST_WORKER_LOGS").is_ok() { Stdio::inherit() } else { Stdio::null() });
+            .stderr(if std::env::var("TEST_WORKER_LOGS").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        Self { child: cmd.spawn().expect("start the worker binary") }
+        Self {
+            child: cmd.spawn().expect("start the worker binary"),
+        }
     }
 
     pub fn kill9(&mut self) {
@@ -98,7 +104,10 @@ impl Process {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.success();
             }
-            assert!(Instant::now() < deadline, "worker process did not exit within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "worker process did not exit within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -123,7 +132,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -144,7 +156,10 @@ pub async fn wait_state(pool: &PgPool, id: i64, want: &str, within: Duration) {
 }
 
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.expect("count query")
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .expect("count query")
 }
 
 pub async fn attempt(pool: &PgPool, id: i64) -> i32 {

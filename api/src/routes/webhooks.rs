@@ -1,0 +1,238 @@
+//! Meta webhooks (DESIGN.md "Flows: Inbound webhook"; reference/meta-cloud-api.md section 4).
+//!
+//! - `GET  /webhooks/whatsapp` and `/webhooks/whatsapp/{channel_id}`: the subscription
+//!   challenge (`hub.mode=subscribe`, `hub.verify_token`) → 200 with the raw `hub.challenge`.
+//! - `POST /webhooks/whatsapp`: the platform app's events, signed with `META_APP_SECRET`;
+//!   `POST /webhooks/whatsapp/{channel_id}`: a channel's events, signed with its own app secret.
+//!
+//! A POST verifies `X-Hub-Signature-256` over the raw body in constant time (nothing is stored
+//! for a bad or missing signature), then stores the event and enqueues `process_webhook` in ONE
+//! transaction and answers 200. No Meta calls and no parsing beyond routing: a few milliseconds,
+//! whether or not a worker is running.
+
+use axum::{
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, RawQuery, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+use wharf_shared::{
+    inbox::jobs::ProcessWebhook,
+    jobs::{self, NewJob},
+};
+
+use crate::{
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+/// Meta's payload limit.
+pub const MAX_WEBHOOK_BYTES: usize = 3 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/whatsapp", get(platform_challenge).post(platform_event))
+        .route("/webhooks/whatsapp/{channel_id}", get(channel_challenge).post(channel_event))
+        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Challenge {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+fn forbidden() -> Response {
+    (StatusCode::FORBIDDEN, axum::Json(serde_json::json!({"detail": "Verification failed"}))).into_response()
+}
+
+/// A query string that does not parse is simply a failed verification (403).
+fn parse_challenge(query: Option<String>) -> Challenge {
+    query.and_then(|q| serde_urlencoded::from_str(&q).ok()).unwrap_or_default()
+}
+
+fn answer_challenge(q: &Challenge, expected: &str) -> Response {
+    let token_ok = q
+        .verify_token
+        .as_deref()
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.as_bytes())));
+    match (q.mode.as_deref(), &q.challenge) {
+        (Some("subscribe"), Some(challenge)) if token_ok => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], challenge.clone()).into_response()
+        }
+        _ => forbidden(),
+    }
+}
+
+/// `GET /webhooks/whatsapp`: Meta's subscription challenge for the platform app.
+async fn platform_challenge(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    answer_challenge(&parse_challenge(query), state.config.meta_verify_token.expose())
+}
+
+/// A channel's webhook settings: its account, org and decrypted secrets.
+struct Channel {
+    id: Uuid,
+    org_id: Uuid,
+    app_secret: Option<String>,
+    verify_token: Option<String>,
+}
+
+async fn load_channel(state: &AppState, raw_id: &str) -> ApiResult<Channel> {
+    let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::not_found("Channel"))?;
+    let row: Option<(Uuid, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT org_id, app_secret_enc, verify_token_enc FROM whatsapp_accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&state.db)
+            .await?;
+    let (org_id, app_secret_enc, verify_token_enc) = row.ok_or_else(|| ApiError::not_found("Channel"))?;
+    let decrypt = |v: Option<String>| -> ApiResult<Option<String>> {
+        v.map(|enc| state.secrets.decrypt(&enc).map_err(|e| ApiError::Internal(anyhow::anyhow!("channel secret: {e}"))))
+            .transpose()
+    };
+    Ok(Channel { id, org_id, app_secret: decrypt(app_secret_enc)?, verify_token: decrypt(verify_token_enc)? })
+}
+
+/// `GET /webhooks/whatsapp/{channel_id}`: the challenge with the channel's own verify token.
+async fn channel_challenge(
+    State(state): State<AppState>,
+    Path(channel_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q = parse_challenge(query);
+    match load_channel(&state, &channel_id).await {
+        Ok(Channel { verify_token: Some(token), .. }) => answer_challenge(&q, &token),
+        Ok(_) => forbidden(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks `X-Hub-Signature-256: sha256=<hex hmac>` over the raw body, in constant time.
+pub fn signature_valid(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let Some(sig) = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("sha256="))
+    else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(sig) else { return false };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::Unauthorized("Invalid or missing X-Hub-Signature-256".into())
+}
+
+/// `POST /webhooks/whatsapp`: the platform app's events.
+async fn platform_event(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<StatusCode> {
+    if !signature_valid(state.config.meta_app_secret.expose(), &headers, &body) {
+        tracing::warn!("platform webhook rejected: bad signature");
+        return Err(unauthorized());
+    }
+    ingest(&state, "platform", None, &body).await
+}
+
+/// `POST /webhooks/whatsapp/{channel_id}`: a channel's events, signed with its own app secret
+/// (the platform's when the channel has none of its own).
+async fn channel_event(
+    State(state): State<AppState>,
+    Path(channel_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let channel = load_channel(&state, &channel_id).await?;
+    let secret = channel.app_secret.as_deref().unwrap_or(state.config.meta_app_secret.expose());
+    if !signature_valid(secret, &headers, &body) {
+        tracing::warn!(channel_id = %channel.id, "channel webhook rejected: bad signature");
+        return Err(unauthorized());
+    }
+    ingest(&state, "channel", Some((channel.id, channel.org_id)), &body).await
+}
+
+/// The phone number ids an event is about (`entry[].changes[].value.metadata.phone_number_id`).
+fn phone_number_ids(payload: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = payload["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["changes"].as_array().into_iter().flatten())
+        .filter_map(|c| c["value"]["metadata"]["phone_number_id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Stores the event (once per distinct body) and enqueues its processing, atomically.
+async fn ingest(state: &AppState, source: &str, channel: Option<(Uuid, Uuid)>, body: &[u8]) -> ApiResult<StatusCode> {
+    let dedupe_key = hex::encode(Sha256::digest(body));
+    // A signed body that is not JSON is still kept (the job records it as malformed).
+    let payload: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| serde_json::json!({"_raw": String::from_utf8_lossy(body)}));
+    let mut tx = state.db.begin().await?;
+    let (account_id, org_id) = match channel {
+        Some((id, org)) => (Some(id), Some(org)),
+        None => {
+            // Route by phone_number_id when the whole event is about one connected number; a
+            // batch spanning several numbers is routed per change by the job.
+            let ids = phone_number_ids(&payload);
+            let rows: Vec<(Uuid, Uuid)> = if ids.is_empty() {
+                Vec::new()
+            } else {
+                sqlx::query_as(
+                    "SELECT id, org_id FROM whatsapp_accounts
+                      WHERE phone_number_id = ANY($1) AND status <> 'DISCONNECTED'",
+                )
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+            };
+            match rows.as_slice() {
+                [(id, org)] if ids.len() == 1 => (Some(*id), Some(*org)),
+                _ => (None, None),
+            }
+        }
+    };
+    let event_id: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO webhook_events (source, account_id, org_id, payload, dedupe_key)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(source)
+    .bind(account_id)
+    .bind(org_id)
+    .bind(&payload)
+    .bind(&dedupe_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match event_id {
+        Some(event_id) => {
+            let job = ProcessWebhook { event_id };
+            let key = job.unique_key();
+            jobs::enqueue(&mut *tx, NewJob::new(job).org_opt(org_id).unique_key(key))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            tx.commit().await?;
+            tracing::debug!(%event_id, source, "webhook stored");
+        }
+        None => {
+            tx.rollback().await?;
+            tracing::debug!(source, "duplicate webhook delivery ignored");
+        }
+    }
+    Ok(StatusCode::OK)
+}

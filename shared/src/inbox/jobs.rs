@@ -1,0 +1,78 @@
+//! Payloads of the inbox job kinds. They carry ids only; handlers read the rows.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::jobs::{backoff, JobKind, Lane};
+
+/// Applies one stored webhook event (`webhook_events.id`): messages, statuses, account and
+/// template updates. Idempotent: a second run changes nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessWebhook {
+    pub event_id: Uuid,
+}
+
+impl JobKind for ProcessWebhook {
+    const KIND: &'static str = "inbox.process_webhook";
+    const LANE: Lane = Lane::Inbound;
+    const MAX_ATTEMPTS: i32 = 25;
+}
+
+impl ProcessWebhook {
+    /// One unfinished job per event.
+    pub fn unique_key(&self) -> String {
+        format!("process_webhook:{}", self.event_id)
+    }
+}
+
+/// Downloads the media of one inbound message (`messages.id`) with a fresh URL per attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownloadMedia {
+    pub message_id: Uuid,
+}
+
+impl DownloadMedia {
+    /// One unfinished download per message (retry-media while one is pending is a no-op).
+    pub fn unique_key(&self) -> String {
+        format!("download_media:{}", self.message_id)
+    }
+}
+
+/// Base of the media retry backoff in milliseconds; 0 = not set (read `MEDIA_RETRY_BASE_MS`,
+/// default 5000).
+static MEDIA_RETRY_BASE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Overrides the base of the media retry backoff for this process (tests use tens of ms).
+pub fn set_media_retry_base(base: Duration) {
+    MEDIA_RETRY_BASE_MS.store((base.as_millis() as u64).max(1), Ordering::Relaxed);
+}
+
+fn media_retry_base() -> Duration {
+    let mut ms = MEDIA_RETRY_BASE_MS.load(Ordering::Relaxed);
+    if ms == 0 {
+        ms = std::env::var("MEDIA_RETRY_BASE_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(5000);
+        MEDIA_RETRY_BASE_MS.store(ms, Ordering::Relaxed);
+    }
+    Duration::from_millis(ms)
+}
+
+impl JobKind for DownloadMedia {
+    const KIND: &'static str = "inbox.download_media";
+    const LANE: Lane = Lane::Media;
+    const MAX_ATTEMPTS: i32 = 8;
+
+    /// 5 s, 10 s, 20 s … capped at 10 minutes (eight attempts span about ten minutes; Meta keeps
+    /// inbound media for 7 days, and retry-media can always start over).
+    fn backoff(attempt: i32) -> Duration {
+        backoff::exponential_jitter(attempt, media_retry_base(), Duration::from_secs(600))
+    }
+}
