@@ -13,13 +13,19 @@ use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
-/// Marker extension attached to every error response so middleware can remap its status.
+/// Extension attached to every error response: the Meta code, and whether its HTTP status
+/// came from the default table (and may be remapped by middleware) or was forced.
 #[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub u32);
+pub struct ErrorCode(pub u32, pub bool);
 
-/// One Graph API error, rendered as Meta renders it.
+/// One Graph API error, rendered as Meta renders it. Boxed so `Result<_, GraphError>`
+/// stays pointer-sized on the hot path; fields are reachable through `Deref`.
 #[derive(Debug, Clone)]
-pub struct GraphError {
+pub struct GraphError(Box<GraphErrorData>);
+
+/// The fields of a [`GraphError`].
+#[derive(Debug, Clone)]
+pub struct GraphErrorData {
     /// Meta's `error.code`.
     pub code: u32,
     /// Optional `error.error_subcode`.
@@ -38,13 +44,26 @@ pub struct GraphError {
     pub extra: Map<String, Value>,
 }
 
+impl std::ops::Deref for GraphError {
+    type Target = GraphErrorData;
+    fn deref(&self) -> &GraphErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for GraphError {
+    fn deref_mut(&mut self) -> &mut GraphErrorData {
+        &mut self.0
+    }
+}
+
 /// Result alias for Graph handlers.
 pub type GraphResult<T> = Result<T, GraphError>;
 
 impl GraphError {
     /// An error with Meta's default title for `code` and the given details.
     pub fn new(code: u32, details: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(GraphErrorData {
             code,
             subcode: None,
             title: default_title(code).to_string(),
@@ -53,15 +72,14 @@ impl GraphError {
             status: None,
             message: None,
             extra: Map::new(),
-        }
+        }))
     }
 
     /// An error with an explicit title.
     pub fn titled(code: u32, title: impl Into<String>, details: impl Into<String>) -> Self {
-        Self {
-            title: title.into(),
-            ..Self::new(code, details)
-        }
+        let mut e = Self::new(code, details);
+        e.title = title.into();
+        e
     }
 
     /// Sets `error_subcode`.
@@ -189,9 +207,8 @@ impl IntoResponse for GraphError {
             "www-authenticate",
             HeaderValue::from_static("OAuth \"Facebook Platform\""),
         );
-        if self.status.is_none() {
-            resp.extensions_mut().insert(ErrorCode(self.code));
-        }
+        resp.extensions_mut()
+            .insert(ErrorCode(self.code, self.status.is_none()));
         resp
     }
 }
@@ -297,7 +314,7 @@ pub async fn apply_status_overrides(
     next: axum::middleware::Next,
 ) -> Response {
     let mut resp = next.run(req).await;
-    if let Some(ErrorCode(code)) = resp.extensions().get::<ErrorCode>().copied() {
+    if let Some(ErrorCode(code, true)) = resp.extensions().get::<ErrorCode>().copied() {
         if let Some(status) = sim.error_status_override(code) {
             *resp.status_mut() = status;
         }

@@ -31,8 +31,6 @@ pub enum Endpoint {
     MediaDownload,
     /// `GET /{number}`, `POST /{number}/register`.
     PhoneNumber,
-    /// WABA management endpoints (templates, phone_numbers, subscribed_apps...).
-    Management,
 }
 
 /// What a matching rule does.

@@ -217,7 +217,7 @@ pub struct WabaState {
     pub subscribed: Option<Value>,
     /// Approve created templates right away (and emit the webhook).
     pub auto_approve_templates: bool,
-    /// Template creations so far (for the 250 cap).
+    /// Phone number ids in this WABA, in creation order.
     pub numbers: Vec<String>,
 }
 
@@ -283,6 +283,8 @@ pub struct NumberStats {
     pub errors: BTreeMap<u32, u64>,
     /// Inbound customer messages.
     pub inbound: u64,
+    /// Requests answered by a transport fault (injected 5xx, drop, timeout).
+    pub faulted: u64,
     /// Unix ms of the first accepted send.
     pub first_accepted_ms: Option<i64>,
     /// Unix ms of the last accepted send.

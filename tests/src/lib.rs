@@ -1,6 +1,8 @@
 //! Test harness shared by the end-to-end tests: a private database per test, the API started
 //! in-process on port 0, and HTTP helpers that return what a client would see.
 
+pub mod platform;
+
 use std::collections::HashMap;
 
 use reqwest::{Method, StatusCode};

@@ -5,6 +5,7 @@
 //! kind in [`jobs`], leases, outcome recording and metrics.
 
 pub mod config;
+pub mod deps;
 pub mod jobs;
 mod lease;
 mod listen;
@@ -14,5 +15,6 @@ pub mod registry;
 mod runtime;
 
 pub use config::WorkerConfig;
+pub use deps::WorkerDeps;
 pub use registry::{JobContext, Registry};
 pub use runtime::{run, run_with_registry};

@@ -49,7 +49,13 @@ async fn bench_enqueue_and_drain_100k() {
         ],
     );
     eventually(Duration::from_secs(300), "the drain", || async {
-        (count(&db.pool, "SELECT count(*) FROM jobs WHERE state = 'completed'").await == N as i64).then_some(())
+        (count(
+            &db.pool,
+            "SELECT count(*) FROM jobs WHERE state = 'completed'",
+        )
+        .await
+            == N as i64)
+            .then_some(())
     })
     .await;
     let wall = started.elapsed();
@@ -77,19 +83,32 @@ async fn bench_pickup_latency_of_an_idle_worker() {
     let worker = InProcess::start(common::config(&db.url, &[]));
     // Warm up: connections, prepared statements.
     for _ in 0..20 {
-        enqueue(&db.pool, NewJob::new(DiagNoop::default())).await.unwrap();
+        enqueue(&db.pool, NewJob::new(DiagNoop::default()))
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    sqlx::query("DELETE FROM jobs").execute(&db.pool).await.unwrap();
+    sqlx::query("DELETE FROM jobs")
+        .execute(&db.pool)
+        .await
+        .unwrap();
 
     let samples = 300;
     for _ in 0..samples {
-        enqueue(&db.pool, NewJob::new(DiagNoop::default())).await.unwrap();
+        enqueue(&db.pool, NewJob::new(DiagNoop::default()))
+            .await
+            .unwrap();
         // Idle between jobs: every job finds the worker waiting on LISTEN.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eventually(Duration::from_secs(30), "all picked up", || async {
-        (count(&db.pool, "SELECT count(*) FROM jobs WHERE state = 'completed'").await == samples).then_some(())
+        (count(
+            &db.pool,
+            "SELECT count(*) FROM jobs WHERE state = 'completed'",
+        )
+        .await
+            == samples)
+            .then_some(())
     })
     .await;
     let mut ms: Vec<f64> = sqlx::query_scalar(
@@ -99,7 +118,11 @@ async fn bench_pickup_latency_of_an_idle_worker() {
     .await
     .unwrap();
     ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).saturating_sub(1).min(ms.len() - 1)];
+    let pct = |p: f64| {
+        ms[((ms.len() as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(ms.len() - 1)]
+    };
     println!(
         "pickup latency (enqueue commit → start, idle worker, {samples} jobs): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         pct(0.50),

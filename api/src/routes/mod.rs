@@ -5,8 +5,11 @@
 pub mod admin_orgs;
 pub mod api_keys;
 pub mod auth;
+pub mod contacts;
+pub mod conversations;
 pub mod docs;
 pub mod health;
+pub mod messages;
 pub mod profile;
 pub mod users;
 pub mod webhooks;
@@ -61,6 +64,56 @@ impl<T> Page<T> {
     }
 }
 
+/// A cursor-paginated list: `{"data": [...], "nextCursor": "..."}` (`null` on the last page).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CursorPage<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> CursorPage<T> {
+    /// `rows` were fetched with `limit + 1`; the extra row only says that a next page exists,
+    /// whose cursor is built from the last row kept.
+    pub fn from_rows<R>(mut rows: Vec<R>, limit: i64, cursor: impl Fn(&R) -> String, map: impl Fn(R) -> T) -> axum::Json<Self> {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit.max(0) as usize);
+        let next_cursor = if more { rows.last().map(&cursor) } else { None };
+        axum::Json(Self { data: rows.into_iter().map(map).collect(), next_cursor })
+    }
+}
+
+/// Default page size of cursor lists (the seeds' `limit` default).
+pub const DEFAULT_CURSOR_LIMIT: i64 = 50;
+
+/// Opaque cursors: base64url of `<unix micros>:<tie-breaker>` (the sort key of the last row
+/// and its id or sequence number).
+pub mod cursor {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    use chrono::{DateTime, Utc};
+
+    pub fn encode(at: DateTime<Utc>, tie: impl std::fmt::Display) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{tie}", at.timestamp_micros()))
+    }
+
+    pub fn decode<T: std::str::FromStr>(raw: &str) -> Option<(DateTime<Utc>, T)> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (micros, tie) = text.split_once(':')?;
+        Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, tie.parse().ok()?))
+    }
+}
+
+/// Checks `limit` (1..=100) and that `cursor` decodes, for cursor lists.
+pub fn check_cursor_params<T: std::str::FromStr>(v: &mut Violations, cursor: Option<&str>, limit: Option<i64>) {
+    if limit.is_some_and(|l| !(1..=MAX_PAGE_SIZE).contains(&l)) {
+        v.add("limit", format!("must be between 1 and {MAX_PAGE_SIZE}"));
+    }
+    if cursor.is_some_and(|c| cursor::decode::<T>(c).is_none()) {
+        v.add("cursor", "invalid cursor; pass the nextCursor of a previous page");
+    }
+}
+
 /// Hard upper bound of any page, whatever the client asks for.
 pub const MAX_PAGE_SIZE: i64 = 100;
 
@@ -106,5 +159,8 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(api_keys::router())
         .merge(admin_orgs::router())
+        .merge(conversations::router())
+        .merge(contacts::router())
+        .merge(messages::router())
         .merge(whatsapp_accounts::router())
 }

@@ -54,7 +54,10 @@ pub struct FairCursor {
 
 impl FairCursor {
     pub fn new(max_orgs: i32) -> Self {
-        Self { last: None, max_orgs: max_orgs.max(1) as usize }
+        Self {
+            last: None,
+            max_orgs: max_orgs.max(1) as usize,
+        }
     }
 }
 
@@ -127,7 +130,17 @@ pub async fn fetch(
     // Orgs after the one served last, then (wrapping around) those up to and including it.
     let max_key = Uuid::max();
     let mut orgs = match cursor.last {
-        None => walk(pool, WALK_FROM, lane, PLATFORM_FAIR_KEY, max_key, cursor.max_orgs).await?,
+        None => {
+            walk(
+                pool,
+                WALK_FROM,
+                lane,
+                PLATFORM_FAIR_KEY,
+                max_key,
+                cursor.max_orgs,
+            )
+            .await?
+        }
         Some(last) => walk(pool, WALK_AFTER, lane, last, max_key, cursor.max_orgs).await?,
     };
     if let Some(last) = cursor.last {
@@ -208,7 +221,11 @@ fn stop_point(orgs: &[Uuid], jobs: &[FetchedJob]) -> Option<Uuid> {
     if most == 0 {
         return None;
     }
-    orgs.iter().zip(&counts).rev().find(|(_, n)| **n == most).map(|(org, _)| *org)
+    orgs.iter()
+        .zip(&counts)
+        .rev()
+        .find(|(_, n)| **n == most)
+        .map(|(org, _)| *org)
 }
 
 /// What a heartbeat learned about one of the worker's running jobs.
@@ -273,7 +290,10 @@ mod tests {
         let orgs = [a, b, c];
         assert_eq!(stop_point(&orgs, &[job(a)]), Some(a));
         assert_eq!(stop_point(&orgs, &[job(a), job(b)]), Some(b));
-        assert_eq!(stop_point(&orgs, &[job(a), job(b), job(c), job(a)]), Some(a));
+        assert_eq!(
+            stop_point(&orgs, &[job(a), job(b), job(c), job(a)]),
+            Some(a)
+        );
         assert_eq!(stop_point(&orgs, &[]), None);
     }
 }

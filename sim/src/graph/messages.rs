@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::{authenticate, authorize, check_version, faults_for, validate};
-use crate::errors::{GraphError, GraphResult};
+use crate::errors::{ErrorCode, GraphError, GraphResult};
 use crate::faults::{self, Endpoint, FaultAction};
 use crate::state::{self, normalize_phone, Number, PricedMessage, Received, WindowMode};
 use crate::statuses::{self, Outbound, Pricing};
@@ -54,7 +54,14 @@ async fn send_inner(
         .and_then(|b| b.get("to"))
         .and_then(Value::as_str)
         .and_then(normalize_phone);
-    let injected = faults_for(sim, number_id, recipient.as_deref(), Endpoint::Messages).await?;
+    let injected = match faults_for(sim, number_id, recipient.as_deref(), Endpoint::Messages).await
+    {
+        Ok(action) => action,
+        Err(resp) => {
+            record_fault(sim, number_id, recipient, &resp, &raw);
+            return Err(resp);
+        }
+    };
     let token = authenticate(sim, headers, uri).map_err(IntoResponse::into_response)?;
     let number = sim
         .number(number_id)
@@ -288,6 +295,44 @@ fn process(
         "messages": [message],
     }))
     .into_response())
+}
+
+/// Counts a fault-injected answer: Meta error codes as rejections (and in the received
+/// log), transport faults (5xx, drop, timeout) in `faulted` only.
+fn record_fault(
+    sim: &Sim,
+    number_id: &str,
+    recipient: Option<String>,
+    resp: &Response,
+    raw: &Bytes,
+) {
+    let Ok(number) = sim.number(number_id) else {
+        return;
+    };
+    match resp.extensions().get::<ErrorCode>() {
+        Some(ErrorCode(code, _)) => {
+            number.count_error(*code);
+            let rec = Received {
+                seq: sim.inner.next_seq(),
+                number_id: number.id.clone(),
+                to: recipient.unwrap_or_default(),
+                kind: "unknown",
+                template: None,
+                language: None,
+                wamid: None,
+                at_ms: chrono::Utc::now().timestamp_millis(),
+                error_code: Some(*code),
+                raw: sim
+                    .inner
+                    .settings
+                    .read()
+                    .record_raw_bodies
+                    .then(|| raw.clone()),
+            };
+            sim.inner.received.lock().push(rec);
+        }
+        None => number.stats.lock().faulted += 1,
+    }
 }
 
 fn mark_read(number: &Number, body: &Map<String, Value>) -> GraphResult<Response> {

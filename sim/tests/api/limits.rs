@@ -239,3 +239,49 @@ async fn tight_loop_of_sends_with_high_limits() {
     assert_eq!(f.sim.stats(NUMBER).unwrap().accepted, n as u64);
     f.handle.shutdown().await;
 }
+
+/// Throughput check, not a correctness test: `cargo test -p wharf-sim --release -- --ignored
+/// perf_20k --nocapture` prints the achieved request rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn perf_20k_sends() {
+    let f = Fixture::new().await;
+    f.sim
+        .set_throughput(NUMBER, None, Some(1e6), Some(1_000_000))
+        .unwrap();
+    f.sim
+        .set_window_mode(NUMBER, Some(WindowMode::Off))
+        .unwrap();
+    f.sim.set_number_webhook(NUMBER, None).unwrap();
+    let total = 20_000;
+    let workers = 32;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let http = f.http.clone();
+        let url = f.url(&format!("{NUMBER}/messages"));
+        tasks.push(tokio::spawn(async move {
+            for i in 0..total / workers {
+                let resp = http
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .json(&text(&format!("1651{w:02}{i:06}"), "hi"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "{total} sends in {elapsed:?} = {:.0}/s",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(f.sim.stats(NUMBER).unwrap().accepted, total as u64);
+    f.handle.shutdown().await;
+}

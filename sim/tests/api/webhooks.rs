@@ -290,3 +290,32 @@ async fn subscribed_apps_override_verifies_challenge() {
     assert_eq!(body["data"], json!([]));
     f.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn status_plan_skips_duplicates_and_shuffles() {
+    let f = Fixture::new().await;
+    f.sim.open_window(NUMBER, CUSTOMER).unwrap();
+    // Skip `delivered`, duplicate every status.
+    let resp = f
+        .http
+        .patch(format!("{}/_sim/numbers/{NUMBER}", f.base))
+        .json(&json!({"status_plan": {"sent_ms": 5, "delivered_ms": null, "read_ms": 10, "duplicate": true, "shuffle": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let (_, body) = f.send(text(CUSTOMER, "hi")).await;
+    let wamid = body["messages"][0]["id"].as_str().unwrap().to_string();
+    f.hooks
+        .wait_for("4 statuses", |_| f.hooks.statuses_for(&wamid).len() == 4)
+        .await;
+    let mut names: Vec<String> = f
+        .hooks
+        .statuses_for(&wamid)
+        .iter()
+        .map(|s| s["status"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["read", "read", "sent", "sent"]);
+    f.handle.shutdown().await;
+}

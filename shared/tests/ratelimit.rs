@@ -1,0 +1,100 @@
+//! The shared send limiter against the real Redis: several "workers" (limiter instances) share
+//! one schedule, decisions are all-or-nothing across buckets, 130429 slows a number down for
+//! everyone, and without Redis governor keeps the same limits in-process.
+
+use std::time::{Duration, Instant};
+
+use wharf_shared::{
+    ratelimit::{Bucket, Decision, SendLimiter},
+    redis_conn::RedisHandle,
+    Config,
+};
+
+async fn redis_limiter(prefix: &str, replicas: u32) -> SendLimiter {
+    let config = Config::from_lookup(|_| None).unwrap();
+    let redis = RedisHandle::connect(&config).await;
+    assert!(redis.ping().await, "tests need Redis on 127.0.0.1:6379");
+    SendLimiter::new(redis, prefix, replicas)
+}
+
+/// Runs `limiters` round-robin for `dur`, sleeping as told; returns how many were allowed.
+async fn drive(limiters: &[SendLimiter], bucket: &Bucket, dur: Duration) -> u32 {
+    let start = Instant::now();
+    let mut allowed = 0;
+    let mut i = 0;
+    while start.elapsed() < dur {
+        match limiters[i % limiters.len()].acquire(std::slice::from_ref(bucket)).await {
+            Decision::Allowed => allowed += 1,
+            Decision::Wait(w) => tokio::time::sleep(w.min(Duration::from_millis(50))).await,
+        }
+        i += 1;
+    }
+    allowed
+}
+
+#[tokio::test]
+async fn two_limiters_share_one_rate_through_redis() {
+    let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let a = redis_limiter(&prefix, 2).await;
+    let b = redis_limiter(&prefix, 2).await;
+    let bucket = Bucket::number("5001", 50.0);
+    let allowed = drive(&[a, b], &bucket, Duration::from_secs(2)).await;
+    // 2 s at 50/s plus a burst of 5: both instances together, not each.
+    assert!((95..=106).contains(&allowed), "allowed {allowed}");
+}
+
+#[tokio::test]
+async fn pair_bucket_allows_45_then_one_per_six_seconds_and_takes_nothing_on_refusal() {
+    let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let l = redis_limiter(&prefix, 1).await;
+    let number = Bucket::number("5002", 1000.0);
+    let pair = Bucket::pair("5002", "15550001");
+    let mut allowed = 0;
+    for _ in 0..60 {
+        if l.acquire(&[number.clone(), pair.clone()]).await == Decision::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 45);
+    match l.acquire(&[number.clone(), pair.clone()]).await {
+        Decision::Wait(w) => assert!(w > Duration::from_secs(4) && w <= Duration::from_secs(6), "{w:?}"),
+        Decision::Allowed => panic!("pair limit exceeded"),
+    }
+    // The refusals above took nothing from the number: its burst of 100 is intact.
+    let mut number_only = 0;
+    for _ in 0..100 {
+        if l.acquire(std::slice::from_ref(&number)).await == Decision::Allowed {
+            number_only += 1;
+        }
+    }
+    assert!(number_only >= 55, "number tokens were not burnt by pair refusals: {number_only}");
+}
+
+#[tokio::test]
+async fn slow_down_halves_the_rate_for_every_worker() {
+    let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let a = redis_limiter(&prefix, 2).await;
+    let b = redis_limiter(&prefix, 2).await;
+    let bucket = Bucket::number("5003", 40.0);
+    let factor = a.slow_down(&bucket).await;
+    assert!((factor - 0.5).abs() < 0.01, "{factor}");
+    let allowed = drive(&[a, b], &bucket, Duration::from_secs(2)).await;
+    // About 20/s (recovering slowly) instead of 40/s.
+    assert!((38..=52).contains(&allowed), "allowed {allowed}");
+}
+
+#[tokio::test]
+async fn without_redis_governor_enforces_the_same_limits() {
+    let l = SendLimiter::new(RedisHandle::disabled(), "x", 1);
+    let bucket = Bucket::number("5004", 20.0);
+    let allowed = drive(&[l.clone()], &bucket, Duration::from_secs(2)).await;
+    assert!((38..=44).contains(&allowed), "allowed {allowed}");
+    let pair = Bucket::pair("5004", "1555");
+    let mut n = 0;
+    for _ in 0..50 {
+        if l.acquire(std::slice::from_ref(&pair)).await == Decision::Allowed {
+            n += 1;
+        }
+    }
+    assert_eq!(n, 45);
+}
