@@ -5,6 +5,16 @@ use uuid::Uuid;
 
 use crate::crypto::SecretBox;
 
+/// Messages per second Meta allows a number at a throughput level (DESIGN.md "Rate limits"):
+/// 80 by default, 1,000 after the upgrade, 20 for coexistence numbers.
+pub fn rate_for_level(level: Option<&str>) -> i32 {
+    match level {
+        Some("HIGH") => 1000,
+        Some("COEXISTENCE") => 20,
+        _ => 80,
+    }
+}
+
 /// What a job needs to call Meta for one connected number.
 #[derive(Debug, Clone)]
 pub struct AccountCredentials {

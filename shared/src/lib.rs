@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod inbox;
 pub mod jobs;
 pub mod meta;
+pub mod outbound;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod secret;

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wharf_shared::{crypto::SecretBox, inbox::jobs::set_media_retry_base};
-use wharf_sim::{InboundResult, InboundSpec, NumberSpec, SimHandle, TokenSpec, WabaSpec, WebhookTarget};
+use wharf_sim::{
+    InboundResult, InboundSpec, NumberSpec, SimHandle, TokenSpec, WabaSpec, WebhookTarget,
+};
 use wharf_worker::{jobs::register_inbox, Registry, WorkerConfig, WorkerDeps};
 
 use crate::{Resp, TestApp};
@@ -62,12 +64,23 @@ impl Platform {
         })
         .await
         .expect("simulator starts");
-        sim.state().update_settings(|s| s.webhook_retry_base_ms = 100);
-        let blob_dir = std::env::temp_dir().join(format!("wharf-blobs-{}", Uuid::new_v4().simple()));
+        sim.state()
+            .update_settings(|s| s.webhook_retry_base_ms = 100);
+        let blob_dir =
+            std::env::temp_dir().join(format!("wharf-blobs-{}", Uuid::new_v4().simple()));
         let graph = sim.base_url();
         let blobs = blob_dir.to_string_lossy().to_string();
-        let app = TestApp::spawn_with(&[("META_GRAPH_URL", graph.as_str()), ("BLOB_DIR", blobs.as_str())]).await;
-        Self { app, sim, blob_dir, worker: None }
+        let app = TestApp::spawn_with(&[
+            ("META_GRAPH_URL", graph.as_str()),
+            ("BLOB_DIR", blobs.as_str()),
+        ])
+        .await;
+        Self {
+            app,
+            sim,
+            blob_dir,
+            worker: None,
+        }
     }
 
     /// Starts a worker running the inbox kinds against this platform's database.
@@ -83,13 +96,20 @@ impl Platform {
             ("WORKER_RESCUE_INTERVAL_SECS", "1"),
         ];
         let config = WorkerConfig::from_lookup(self.app.db.url.clone(), |k| {
-            settings.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
+            settings
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
         })
         .expect("worker config");
         let mut registry = Registry::new();
         register_inbox(&mut registry, WorkerDeps::from_config(&self.app.config));
         let stop = CancellationToken::new();
-        tokio::spawn(wharf_worker::run_with_registry(config, registry, stop.clone()));
+        tokio::spawn(wharf_worker::run_with_registry(
+            config,
+            registry,
+            stop.clone(),
+        ));
         self.worker = Some(stop);
     }
 
@@ -110,10 +130,17 @@ impl Platform {
 
     /// Connects a number as a channel with its own app secret and verify token; its webhooks
     /// go to `/webhooks/whatsapp/{account_id}`.
-    pub async fn connect_channel(&self, org_id: Uuid, app_secret: &str, verify_token: &str) -> Number {
+    pub async fn connect_channel(
+        &self,
+        org_id: Uuid,
+        app_secret: &str,
+        verify_token: &str,
+    ) -> Number {
         let base = self.app.base_url.clone();
-        self.connect(org_id, Some(app_secret), Some(verify_token), |id| format!("{base}/webhooks/whatsapp/{id}"))
-            .await
+        self.connect(org_id, Some(app_secret), Some(verify_token), |id| {
+            format!("{base}/webhooks/whatsapp/{id}")
+        })
+        .await
     }
 
     async fn connect(
@@ -146,10 +173,16 @@ impl Platform {
         .expect("insert whatsapp account");
         let target = WebhookTarget {
             url: url(account_id),
-            app_secret: app_secret.map(str::to_string).unwrap_or_else(|| self.app_secret()),
+            app_secret: app_secret
+                .map(str::to_string)
+                .unwrap_or_else(|| self.app_secret()),
         };
-        sim.create_waba(WabaSpec { id: Some(waba_id.clone()), webhook: Some(target), ..Default::default() })
-            .expect("sim waba");
+        sim.create_waba(WabaSpec {
+            id: Some(waba_id.clone()),
+            webhook: Some(target),
+            ..Default::default()
+        })
+        .expect("sim waba");
         sim.create_number(NumberSpec {
             id: Some(phone_number_id.clone()),
             waba_id: waba_id.clone(),
@@ -157,13 +190,23 @@ impl Platform {
             ..Default::default()
         })
         .expect("sim number");
-        Number { account_id, org_id, waba_id, phone_number_id, display_phone, token }
+        Number {
+            account_id,
+            org_id,
+            waba_id,
+            phone_number_id,
+            display_phone,
+            token,
+        }
     }
 
     /// The customer `spec.from` sends a message (the simulator's inbound spec, as JSON).
     pub fn customer_sends(&self, number: &Number, spec: Value) -> InboundResult {
         let spec: InboundSpec = serde_json::from_value(spec).expect("valid inbound spec");
-        self.sim.state().inbound(&number.phone_number_id, spec).expect("simulated inbound message")
+        self.sim
+            .state()
+            .inbound(&number.phone_number_id, spec)
+            .expect("simulated inbound message")
     }
 
     /// POSTs a webhook body signed with `secret` to `path`.
@@ -173,7 +216,10 @@ impl Platform {
             .client
             .post(format!("{}{}", self.app.base_url, path))
             .header("content-type", "application/json")
-            .header("x-hub-signature-256", wharf_sim::webhooks::sign(secret, body))
+            .header(
+                "x-hub-signature-256",
+                wharf_sim::webhooks::sign(secret, body),
+            )
             .body(body.to_vec())
             .send()
             .await
@@ -183,7 +229,10 @@ impl Platform {
 
     /// `SELECT count(*) ...` on the platform database.
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.app.db.pool).await.expect(sql)
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.app.db.pool)
+            .await
+            .expect(sql)
     }
 
     /// Waits until every stored webhook event has been processed (or gave up as malformed).

@@ -8,14 +8,19 @@ use uuid::Uuid;
 use wharf_tests::platform::{messages_webhook, wait_for, Platform};
 
 async fn counts(p: &Platform) -> (i64, i64) {
-    (p.count("SELECT count(*) FROM webhook_events").await, p.count("SELECT count(*) FROM jobs").await)
+    (
+        p.count("SELECT count(*) FROM webhook_events").await,
+        p.count("SELECT count(*) FROM jobs").await,
+    )
 }
 
 #[tokio::test]
 async fn challenge_answers_only_the_right_verify_token() {
     let p = Platform::start_without_worker().await;
     let org = p.app.register_org("Challenge Co").await;
-    let channel = p.connect_channel(org.org_id, "chan-secret", "chan-verify").await;
+    let channel = p
+        .connect_channel(org.org_id, "chan-secret", "chan-verify")
+        .await;
     let get = |path: String| {
         let app = &p.app;
         async move { app.request(Method::GET, &path, None, None).await }
@@ -24,20 +29,35 @@ async fn challenge_answers_only_the_right_verify_token() {
         .await
         .expect(200);
     assert_eq!(ok.body, json!(1158201444), "the raw challenge is echoed");
-    get("/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope".into()).await.expect(403);
+    get("/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope".into())
+        .await
+        .expect(403);
     get("/webhooks/whatsapp?hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=wharf-dev-verify-token".into())
         .await
         .expect(403);
     get("/webhooks/whatsapp".into()).await.expect(403);
 
     let chan = format!("/webhooks/whatsapp/{}", channel.account_id);
-    let ok = get(format!("{chan}?hub.mode=subscribe&hub.challenge=abc&hub.verify_token=chan-verify")).await.expect(200);
+    let ok = get(format!(
+        "{chan}?hub.mode=subscribe&hub.challenge=abc&hub.verify_token=chan-verify"
+    ))
+    .await
+    .expect(200);
     assert_eq!(ok.body, json!("abc"));
-    get(format!("{chan}?hub.mode=subscribe&hub.challenge=abc&hub.verify_token=wharf-dev-verify-token")).await.expect(403);
-    get(format!("/webhooks/whatsapp/{}?hub.mode=subscribe&hub.challenge=a&hub.verify_token=chan-verify", Uuid::new_v4()))
+    get(format!(
+        "{chan}?hub.mode=subscribe&hub.challenge=abc&hub.verify_token=wharf-dev-verify-token"
+    ))
+    .await
+    .expect(403);
+    get(format!(
+        "/webhooks/whatsapp/{}?hub.mode=subscribe&hub.challenge=a&hub.verify_token=chan-verify",
+        Uuid::new_v4()
+    ))
+    .await
+    .expect(404);
+    get("/webhooks/whatsapp/not-a-uuid?hub.mode=subscribe".into())
         .await
         .expect(404);
-    get("/webhooks/whatsapp/not-a-uuid?hub.mode=subscribe".into()).await.expect(404);
     assert_eq!(counts(&p).await, (0, 0));
 }
 
@@ -46,7 +66,9 @@ async fn bad_or_missing_signatures_are_rejected_and_nothing_is_stored() {
     let p = Platform::start_without_worker().await;
     let org = p.app.register_org("Sig Co").await;
     let number = p.connect_number(org.org_id).await;
-    let channel = p.connect_channel(org.org_id, "chan-secret", "chan-verify").await;
+    let channel = p
+        .connect_channel(org.org_id, "chan-secret", "chan-verify")
+        .await;
     let body = serde_json::to_vec(&messages_webhook(
         &number,
         json!({"messages": [{"from": "15551234567", "id": "wamid.sig1", "timestamp": "1749416383", "type": "text", "text": {"body": "hi"}}]}),
@@ -54,10 +76,20 @@ async fn bad_or_missing_signatures_are_rejected_and_nothing_is_stored() {
     .unwrap();
 
     // Missing signature.
-    let res = p.app.post_raw("/webhooks/whatsapp", None, "application/json", std::str::from_utf8(&body).unwrap()).await;
+    let res = p
+        .app
+        .post_raw(
+            "/webhooks/whatsapp",
+            None,
+            "application/json",
+            std::str::from_utf8(&body).unwrap(),
+        )
+        .await;
     assert_eq!(res.status, 401);
     // Wrong secret, malformed header, signature of another body.
-    p.post_signed("/webhooks/whatsapp", "not-the-secret", &body).await.expect(401);
+    p.post_signed("/webhooks/whatsapp", "not-the-secret", &body)
+        .await
+        .expect(401);
     for header in ["sha256=zz", "md5=abcd", "", "sha256="] {
         let res = p
             .app
@@ -83,13 +115,23 @@ async fn bad_or_missing_signatures_are_rejected_and_nothing_is_stored() {
     assert_eq!(res.status(), 401);
     // A channel only accepts its own secret.
     let chan = format!("/webhooks/whatsapp/{}", channel.account_id);
-    p.post_signed(&chan, &p.app_secret(), &body).await.expect(401);
-    p.post_signed(&format!("/webhooks/whatsapp/{}", Uuid::new_v4()), "chan-secret", &body).await.expect(404);
+    p.post_signed(&chan, &p.app_secret(), &body)
+        .await
+        .expect(401);
+    p.post_signed(
+        &format!("/webhooks/whatsapp/{}", Uuid::new_v4()),
+        "chan-secret",
+        &body,
+    )
+    .await
+    .expect(404);
 
     assert_eq!(counts(&p).await, (0, 0), "nothing stored, nothing enqueued");
 
     // The right secrets are accepted.
-    p.post_signed("/webhooks/whatsapp", &p.app_secret(), &body).await.expect(200);
+    p.post_signed("/webhooks/whatsapp", &p.app_secret(), &body)
+        .await
+        .expect(200);
     p.post_signed(&chan, "chan-secret", &body).await.expect(200);
     assert_eq!(counts(&p).await.0, 1, "the same body is stored once");
 }
@@ -98,12 +140,17 @@ async fn bad_or_missing_signatures_are_rejected_and_nothing_is_stored() {
 async fn bodies_over_three_megabytes_are_refused() {
     let p = Platform::start_without_worker().await;
     let big = vec![b' '; 3 * 1024 * 1024 + 10];
-    let res = p.post_signed("/webhooks/whatsapp", &p.app_secret(), &big).await;
+    let res = p
+        .post_signed("/webhooks/whatsapp", &p.app_secret(), &big)
+        .await;
     assert_eq!(res.status, 413);
     // 2.5 MB (above the API's general 2 MB limit) is fine for webhooks.
-    let mut body = serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": []})).unwrap();
+    let mut body =
+        serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": []})).unwrap();
     body.extend(std::iter::repeat_n(b' ', 2_500_000));
-    p.post_signed("/webhooks/whatsapp", &p.app_secret(), &body).await.expect(200);
+    p.post_signed("/webhooks/whatsapp", &p.app_secret(), &body)
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
@@ -121,11 +168,15 @@ async fn the_same_webhook_delivered_five_times_is_one_message() {
     );
     let body = serde_json::to_vec(&event).unwrap();
     for _ in 0..5 {
-        p.post_signed("/webhooks/whatsapp", &p.app_secret(), &body).await.expect(200);
+        p.post_signed("/webhooks/whatsapp", &p.app_secret(), &body)
+            .await
+            .expect(200);
     }
     // Meta's retry of the same message in a differently serialised body.
     let pretty = serde_json::to_vec_pretty(&event).unwrap();
-    p.post_signed("/webhooks/whatsapp", &p.app_secret(), &pretty).await.expect(200);
+    p.post_signed("/webhooks/whatsapp", &p.app_secret(), &pretty)
+        .await
+        .expect(200);
     assert_eq!(p.count("SELECT count(*) FROM webhook_events").await, 2);
     p.events_settled().await;
 
@@ -142,8 +193,15 @@ async fn the_same_webhook_delivered_five_times_is_one_message() {
     assert_eq!(name, "Sheena");
 
     // Processing the same event again (an operator retry) changes nothing.
-    let event_id: Uuid = sqlx::query_scalar("SELECT id FROM webhook_events LIMIT 1").fetch_one(&p.app.db.pool).await.unwrap();
-    sqlx::query("UPDATE webhook_events SET processed_at = NULL WHERE id = $1").bind(event_id).execute(&p.app.db.pool).await.unwrap();
+    let event_id: Uuid = sqlx::query_scalar("SELECT id FROM webhook_events LIMIT 1")
+        .fetch_one(&p.app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE webhook_events SET processed_at = NULL WHERE id = $1")
+        .bind(event_id)
+        .execute(&p.app.db.pool)
+        .await
+        .unwrap();
     wharf_shared::jobs::enqueue(
         &p.app.db.pool,
         wharf_shared::jobs::NewJob::new(wharf_shared::inbox::jobs::ProcessWebhook { event_id }),
@@ -152,7 +210,10 @@ async fn the_same_webhook_delivered_five_times_is_one_message() {
     .unwrap();
     p.events_settled().await;
     assert_eq!(p.count("SELECT count(*) FROM messages").await, 1);
-    assert_eq!(p.count("SELECT sum(unread_count) FROM conversations").await, 1);
+    assert_eq!(
+        p.count("SELECT sum(unread_count) FROM conversations").await,
+        1
+    );
 }
 
 /// Inserts an outbound message with `wamid` in a fresh conversation.
@@ -188,7 +249,13 @@ async fn outbound_message(p: &Platform, org_id: Uuid, account_id: Uuid, wamid: &
     .unwrap()
 }
 
-fn status_event(number: &wharf_tests::platform::Number, wamid: &str, status: &str, ts: i64, extra: Value) -> Vec<u8> {
+fn status_event(
+    number: &wharf_tests::platform::Number,
+    wamid: &str,
+    status: &str,
+    ts: i64,
+    extra: Value,
+) -> Vec<u8> {
     let mut st = json!({"id": wamid, "status": status, "timestamp": ts.to_string(), "recipient_id": "16505550000"});
     if let (Some(o), Some(e)) = (st.as_object_mut(), extra.as_object()) {
         o.extend(e.clone());
@@ -205,10 +272,18 @@ async fn statuses_only_move_forward() {
     let secret = p.app_secret();
 
     // read → sent → delivered (out of order), each delivered twice.
-    for (status, ts) in [("read", 1_750_000_300), ("sent", 1_750_000_100), ("delivered", 1_750_000_200)] {
+    for (status, ts) in [
+        ("read", 1_750_000_300),
+        ("sent", 1_750_000_100),
+        ("delivered", 1_750_000_200),
+    ] {
         let body = status_event(&number, "wamid.OUT1", status, ts, json!({}));
-        p.post_signed("/webhooks/whatsapp", &secret, &body).await.expect(200);
-        p.post_signed("/webhooks/whatsapp", &secret, &body).await.expect(200);
+        p.post_signed("/webhooks/whatsapp", &secret, &body)
+            .await
+            .expect(200);
+        p.post_signed("/webhooks/whatsapp", &secret, &body)
+            .await
+            .expect(200);
         p.events_settled().await;
     }
     let (status, sent, delivered, read): (String, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
@@ -235,24 +310,47 @@ async fn statuses_only_move_forward() {
         json!({"errors": [{"code": 131049, "title": "This message was not delivered to maintain healthy ecosystem engagement.",
                            "message": "not delivered", "error_data": {"details": "In order to maintain a healthy ecosystem engagement, the message failed to be delivered."}}]}),
     );
-    p.post_signed("/webhooks/whatsapp", &secret, &failed).await.expect(200);
+    p.post_signed("/webhooks/whatsapp", &secret, &failed)
+        .await
+        .expect(200);
     p.events_settled().await;
     let late = status_event(&number, "wamid.OUT2", "delivered", 1_750_000_500, json!({}));
-    p.post_signed("/webhooks/whatsapp", &secret, &late).await.expect(200);
-    // A status for a message we never sent is ignored.
-    let unknown = status_event(&number, "wamid.UNKNOWN", "delivered", 1_750_000_500, json!({}));
-    p.post_signed("/webhooks/whatsapp", &secret, &unknown).await.expect(200);
-    p.events_settled().await;
-    let (status, error): (String, Value) = sqlx::query_as("SELECT status, error FROM messages WHERE id = $1")
-        .bind(m2)
-        .fetch_one(&p.app.db.pool)
+    p.post_signed("/webhooks/whatsapp", &secret, &late)
         .await
-        .unwrap();
+        .expect(200);
+    // A status for a message we never sent is ignored.
+    let unknown = status_event(
+        &number,
+        "wamid.UNKNOWN",
+        "delivered",
+        1_750_000_500,
+        json!({}),
+    );
+    p.post_signed("/webhooks/whatsapp", &secret, &unknown)
+        .await
+        .expect(200);
+    p.events_settled().await;
+    let (status, error): (String, Value) =
+        sqlx::query_as("SELECT status, error FROM messages WHERE id = $1")
+            .bind(m2)
+            .fetch_one(&p.app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(status, "failed");
     assert_eq!(error["code"], 131049);
-    assert!(error["title"].as_str().unwrap().starts_with("This message was not delivered"));
-    assert!(error["details"].as_str().unwrap().contains("healthy ecosystem"));
-    assert_eq!(p.count("SELECT count(*) FROM jobs WHERE state = 'dead'").await, 0);
+    assert!(error["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("This message was not delivered"));
+    assert!(error["details"]
+        .as_str()
+        .unwrap()
+        .contains("healthy ecosystem"));
+    assert_eq!(
+        p.count("SELECT count(*) FROM jobs WHERE state = 'dead'")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -261,9 +359,17 @@ async fn ingestion_answers_200_without_a_worker_and_nothing_is_lost() {
     let org = p.app.register_org("Offline Co").await;
     let number = p.connect_number(org.org_id).await;
     for i in 0..5 {
-        p.customer_sends(&number, json!({"from": format!("1650555100{i}"), "type": "text", "body": format!("hello {i}")}));
+        p.customer_sends(
+            &number,
+            json!({"from": format!("1650555100{i}"), "type": "text", "body": format!("hello {i}")}),
+        );
     }
-    assert!(p.sim.state().webhooks_idle(std::time::Duration::from_secs(10)).await);
+    assert!(
+        p.sim
+            .state()
+            .webhooks_idle(std::time::Duration::from_secs(10))
+            .await
+    );
     let log = p.sim.state().webhook_log();
     assert_eq!(log.len(), 5);
     for d in &log {
@@ -275,7 +381,10 @@ async fn ingestion_answers_200_without_a_worker_and_nothing_is_lost() {
     assert_eq!(p.count("SELECT count(*) FROM messages").await, 0);
 
     p.start_worker();
-    wait_for("five messages", || async { p.count("SELECT count(*) FROM messages").await == 5 }).await;
+    wait_for("five messages", || async {
+        p.count("SELECT count(*) FROM messages").await == 5
+    })
+    .await;
     assert_eq!(p.count("SELECT count(*) FROM conversations").await, 5);
     p.events_settled().await;
 }
@@ -283,20 +392,46 @@ async fn ingestion_answers_200_without_a_worker_and_nothing_is_lost() {
 #[tokio::test]
 async fn malformed_events_are_discarded_with_the_reason_and_kept() {
     let p = Platform::start().await;
-    for body in [&b"not json at all"[..], br#"{"object": "page", "entry": []}"#, br#"{"hello": 1}"#] {
-        p.post_signed("/webhooks/whatsapp", &p.app_secret(), body).await.expect(200);
+    for body in [
+        &b"not json at all"[..],
+        br#"{"object": "page", "entry": []}"#,
+        br#"{"hello": 1}"#,
+    ] {
+        p.post_signed("/webhooks/whatsapp", &p.app_secret(), body)
+            .await
+            .expect(200);
     }
     wait_for("three dead jobs", || async {
-        p.count("SELECT count(*) FROM jobs WHERE kind = 'inbox.process_webhook' AND state = 'dead'").await == 3
+        p.count("SELECT count(*) FROM jobs WHERE kind = 'inbox.process_webhook' AND state = 'dead'")
+            .await
+            == 3
     })
     .await;
-    assert_eq!(p.count("SELECT count(*) FROM jobs WHERE state = 'dead' AND attempt = 1").await, 3, "not retried");
-    assert_eq!(p.count("SELECT count(*) FROM webhook_events WHERE error IS NOT NULL AND processed_at IS NULL").await, 3);
+    assert_eq!(
+        p.count("SELECT count(*) FROM jobs WHERE state = 'dead' AND attempt = 1")
+            .await,
+        3,
+        "not retried"
+    );
+    assert_eq!(
+        p.count(
+            "SELECT count(*) FROM webhook_events WHERE error IS NOT NULL AND processed_at IS NULL"
+        )
+        .await,
+        3
+    );
     let errors: Vec<String> = sqlx::query_scalar("SELECT error FROM webhook_events ORDER BY error")
         .fetch_all(&p.app.db.pool)
         .await
         .unwrap();
-    assert_eq!(errors, ["body is not JSON", "missing `object`", "unsupported object \"page\""]);
+    assert_eq!(
+        errors,
+        [
+            "body is not JSON",
+            "missing `object`",
+            "unsupported object \"page\""
+        ]
+    );
 }
 
 #[tokio::test]
@@ -310,29 +445,54 @@ async fn events_for_unknown_numbers_are_kept_with_a_note() {
         json!({"messages": [{"from": "15551234567", "id": "wamid.U1", "timestamp": "1749416383", "type": "text", "text": {"body": "hi"}}]}),
     ))
     .unwrap();
-    p.post_signed("/webhooks/whatsapp", &p.app_secret(), &body).await.expect(200);
+    p.post_signed("/webhooks/whatsapp", &p.app_secret(), &body)
+        .await
+        .expect(200);
     p.events_settled().await;
     assert_eq!(p.count("SELECT count(*) FROM messages").await, 0);
-    assert_eq!(p.count("SELECT count(*) FROM webhook_events WHERE error = 'unknown phone_number_id 999999'").await, 1);
+    assert_eq!(
+        p.count(
+            "SELECT count(*) FROM webhook_events WHERE error = 'unknown phone_number_id 999999'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn channel_webhooks_arrive_with_the_channels_own_secret() {
     let p = Platform::start().await;
     let org = p.app.register_org("Channel Co").await;
-    let channel = p.connect_channel(org.org_id, "chan-secret-1", "chan-verify-1").await;
+    let channel = p
+        .connect_channel(org.org_id, "chan-secret-1", "chan-verify-1")
+        .await;
     p.customer_sends(&channel, json!({"from": "447700900123", "profile_name": "Ann", "type": "text", "body": "via channel"}));
-    wait_for("channel message", || async { p.count("SELECT count(*) FROM messages").await == 1 }).await;
-    let (source, account): (String, Option<Uuid>) = sqlx::query_as("SELECT source, account_id FROM webhook_events")
-        .fetch_one(&p.app.db.pool)
-        .await
-        .unwrap();
+    wait_for("channel message", || async {
+        p.count("SELECT count(*) FROM messages").await == 1
+    })
+    .await;
+    let (source, account): (String, Option<Uuid>) =
+        sqlx::query_as("SELECT source, account_id FROM webhook_events")
+            .fetch_one(&p.app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(source, "channel");
     assert_eq!(account, Some(channel.account_id));
 }
 
 /// The stored message of `wamid`: (type, content, media_id, mime, filename, media_status, error).
-async fn stored(p: &Platform, wamid: &str) -> (String, Value, Option<String>, Option<String>, Option<String>, Option<String>, Option<Value>) {
+async fn stored(
+    p: &Platform,
+    wamid: &str,
+) -> (
+    String,
+    Value,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<Value>,
+) {
     sqlx::query_as(
         "SELECT type, content, media_id, mime_type, filename, media_status, error FROM messages WHERE wamid = $1",
     )
@@ -355,23 +515,50 @@ async fn every_inbound_type_lands_with_the_right_fields() {
         p.customer_sends(&number, spec).wamid
     };
     let text = send(json!({"type": "text", "body": "plain text"}));
-    let image = send(json!({"type": "image", "image": {"data_base64": "aW1hZ2U=", "mime_type": "image/png", "caption": "a photo"}}));
-    let audio = send(json!({"type": "audio", "audio": {"data_base64": "dm9pY2U=", "mime_type": "audio/ogg"}}));
-    let video = send(json!({"type": "video", "video": {"data_base64": "dmlkZW8=", "mime_type": "video/mp4", "caption": "clip"}}));
-    let document = send(json!({"type": "document", "document": {"data_base64": "JVBERi0=", "mime_type": "application/pdf", "filename": "invoice.pdf", "caption": "my invoice"}}));
-    let sticker = send(json!({"type": "sticker", "sticker": {"data_base64": "UklGRg==", "mime_type": "image/webp"}}));
-    let location = send(json!({"type": "location", "location": {"latitude": 52.52, "longitude": 13.405, "name": "Office", "address": "Berlin"}}));
-    let contacts = send(json!({"type": "contacts", "contacts": [{"name": {"formatted_name": "Bob Builder", "first_name": "Bob"}, "phones": [{"phone": "+1 555 0100", "wa_id": "15550100", "type": "CELL"}]}]}));
-    let reaction = send(json!({"type": "reaction", "reaction": {"message_id": text, "emoji": "👍"}}));
-    let button = send(json!({"type": "button", "button": {"payload": "YES_PAYLOAD", "text": "Yes"}, "context": {"from": number.display_phone, "id": "wamid.template1"}}));
-    let button_reply = send(json!({"type": "interactive", "interactive": {"type": "button_reply", "button_reply": {"id": "btn-1", "title": "Track order"}}}));
-    let list_reply = send(json!({"type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": "row-2", "title": "Returns", "description": "Start a return"}}}));
+    let image = send(
+        json!({"type": "image", "image": {"data_base64": "aW1hZ2U=", "mime_type": "image/png", "caption": "a photo"}}),
+    );
+    let audio = send(
+        json!({"type": "audio", "audio": {"data_base64": "dm9pY2U=", "mime_type": "audio/ogg"}}),
+    );
+    let video = send(
+        json!({"type": "video", "video": {"data_base64": "dmlkZW8=", "mime_type": "video/mp4", "caption": "clip"}}),
+    );
+    let document = send(
+        json!({"type": "document", "document": {"data_base64": "JVBERi0=", "mime_type": "application/pdf", "filename": "invoice.pdf", "caption": "my invoice"}}),
+    );
+    let sticker = send(
+        json!({"type": "sticker", "sticker": {"data_base64": "UklGRg==", "mime_type": "image/webp"}}),
+    );
+    let location = send(
+        json!({"type": "location", "location": {"latitude": 52.52, "longitude": 13.405, "name": "Office", "address": "Berlin"}}),
+    );
+    let contacts = send(
+        json!({"type": "contacts", "contacts": [{"name": {"formatted_name": "Bob Builder", "first_name": "Bob"}, "phones": [{"phone": "+1 555 0100", "wa_id": "15550100", "type": "CELL"}]}]}),
+    );
+    let reaction =
+        send(json!({"type": "reaction", "reaction": {"message_id": text, "emoji": "👍"}}));
+    let button = send(
+        json!({"type": "button", "button": {"payload": "YES_PAYLOAD", "text": "Yes"}, "context": {"from": number.display_phone, "id": "wamid.template1"}}),
+    );
+    let button_reply = send(
+        json!({"type": "interactive", "interactive": {"type": "button_reply", "button_reply": {"id": "btn-1", "title": "Track order"}}}),
+    );
+    let list_reply = send(
+        json!({"type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": "row-2", "title": "Returns", "description": "Start a return"}}}),
+    );
     let unsupported = send(json!({"type": "unsupported"}));
-    let reply = send(json!({"type": "text", "body": "replying", "context": {"from": from, "id": text}}));
-    let referral = send(json!({"type": "text", "body": "from an ad", "referral": {"source_url": "https://fb.me/x", "source_id": "ad1", "source_type": "ad", "headline": "Sale", "ctwa_clid": "clid-1"}}));
+    let reply =
+        send(json!({"type": "text", "body": "replying", "context": {"from": from, "id": text}}));
+    let referral = send(
+        json!({"type": "text", "body": "from an ad", "referral": {"source_url": "https://fb.me/x", "source_id": "ad1", "source_type": "ad", "headline": "Sale", "ctwa_clid": "clid-1"}}),
+    );
     let system = send(json!({"type": "system"}));
 
-    wait_for("16 messages", || async { p.count("SELECT count(*) FROM messages").await == 16 }).await;
+    wait_for("16 messages", || async {
+        p.count("SELECT count(*) FROM messages").await == 16
+    })
+    .await;
     p.events_settled().await;
 
     let (t, c, ..) = stored(&p, &text).await;
@@ -385,7 +572,10 @@ async fn every_inbound_type_lands_with_the_right_fields() {
     assert!(matches!(status.as_deref(), Some("pending" | "downloaded")));
 
     let (t, c, media_id, mime, ..) = stored(&p, &audio).await;
-    assert_eq!((t.as_str(), c["voice"].clone(), mime.as_deref()), ("audio", json!(true), Some("audio/ogg")));
+    assert_eq!(
+        (t.as_str(), c["voice"].clone(), mime.as_deref()),
+        ("audio", json!(true), Some("audio/ogg"))
+    );
     assert!(media_id.is_some());
 
     let (t, c, ..) = stored(&p, &video).await;
@@ -399,12 +589,18 @@ async fn every_inbound_type_lands_with_the_right_fields() {
     assert_eq!(mime.as_deref(), Some("application/pdf"));
 
     let (t, c, media_id, ..) = stored(&p, &sticker).await;
-    assert_eq!((t.as_str(), c["animated"].clone()), ("sticker", json!(false)));
+    assert_eq!(
+        (t.as_str(), c["animated"].clone()),
+        ("sticker", json!(false))
+    );
     assert!(media_id.is_some());
 
     let (t, c, ..) = stored(&p, &location).await;
     assert_eq!(t, "location");
-    assert_eq!(c, json!({"latitude": 52.52, "longitude": 13.405, "name": "Office", "address": "Berlin"}));
+    assert_eq!(
+        c,
+        json!({"latitude": 52.52, "longitude": 13.405, "name": "Office", "address": "Berlin"})
+    );
 
     let (t, c, ..) = stored(&p, &contacts).await;
     assert_eq!(t, "contacts");
@@ -412,7 +608,11 @@ async fn every_inbound_type_lands_with_the_right_fields() {
     assert_eq!(c["contacts"][0]["phones"][0]["wa_id"], "15550100");
 
     let (t, c, ..) = stored(&p, &reaction).await;
-    let text_id: Uuid = sqlx::query_scalar("SELECT id FROM messages WHERE wamid = $1").bind(&text).fetch_one(&p.app.db.pool).await.unwrap();
+    let text_id: Uuid = sqlx::query_scalar("SELECT id FROM messages WHERE wamid = $1")
+        .bind(&text)
+        .fetch_one(&p.app.db.pool)
+        .await
+        .unwrap();
     assert_eq!(t, "reaction");
     assert_eq!(c["messageId"], json!(text));
     assert_eq!(c["emoji"], "👍");
@@ -420,14 +620,23 @@ async fn every_inbound_type_lands_with_the_right_fields() {
 
     let (t, c, ..) = stored(&p, &button).await;
     assert_eq!(t, "button");
-    assert_eq!((c["payload"].clone(), c["text"].clone()), (json!("YES_PAYLOAD"), json!("Yes")));
+    assert_eq!(
+        (c["payload"].clone(), c["text"].clone()),
+        (json!("YES_PAYLOAD"), json!("Yes"))
+    );
     assert_eq!(c["context"]["messageId"], "wamid.template1");
 
     let (t, c, ..) = stored(&p, &button_reply).await;
     assert_eq!(t, "interactive");
-    assert_eq!(c, json!({"type": "button_reply", "id": "btn-1", "title": "Track order"}));
+    assert_eq!(
+        c,
+        json!({"type": "button_reply", "id": "btn-1", "title": "Track order"})
+    );
     let (_, c, ..) = stored(&p, &list_reply).await;
-    assert_eq!(c, json!({"type": "list_reply", "id": "row-2", "title": "Returns", "description": "Start a return"}));
+    assert_eq!(
+        c,
+        json!({"type": "list_reply", "id": "row-2", "title": "Returns", "description": "Start a return"})
+    );
 
     let (t, c, _, _, _, _, error) = stored(&p, &unsupported).await;
     assert_eq!(t, "unsupported");
@@ -448,9 +657,14 @@ async fn every_inbound_type_lands_with_the_right_fields() {
     // One contact, one conversation; the system notice does not count as unread.
     assert_eq!(p.count("SELECT count(*) FROM contacts").await, 1);
     assert_eq!(p.count("SELECT count(*) FROM conversations").await, 1);
-    assert_eq!(p.count("SELECT unread_count::bigint FROM conversations").await, 15);
     assert_eq!(
-        p.count("SELECT count(*) FROM jobs WHERE kind = 'inbox.download_media'").await,
+        p.count("SELECT unread_count::bigint FROM conversations")
+            .await,
+        15
+    );
+    assert_eq!(
+        p.count("SELECT count(*) FROM jobs WHERE kind = 'inbox.download_media'")
+            .await,
         5,
         "one download per media message"
     );
@@ -470,37 +684,67 @@ async fn account_and_template_updates_are_recorded_with_alerts() {
     let org = p.app.register_org("Alerts Co").await;
     let number = p.connect_number(org.org_id).await;
     let sim = p.sim.state();
-    sim.quality_update(&number.phone_number_id, "FLAGGED", Some("TIER_250"), Some("RED")).unwrap();
+    sim.quality_update(
+        &number.phone_number_id,
+        "FLAGGED",
+        Some("TIER_250"),
+        Some("RED"),
+    )
+    .unwrap();
     let template = sim
-        .seed_template(&number.waba_id, wharf_sim::TemplateSpec { name: "order_update".into(), ..Default::default() })
+        .seed_template(
+            &number.waba_id,
+            wharf_sim::TemplateSpec {
+                name: "order_update".into(),
+                ..Default::default()
+            },
+        )
         .unwrap();
-    sim.set_template_status(&template, "REJECTED", Some("INVALID_FORMAT")).unwrap();
-    sim.account_update(&number.waba_id, json!({"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}}))
+    sim.set_template_status(&template, "REJECTED", Some("INVALID_FORMAT"))
         .unwrap();
+    sim.account_update(
+        &number.waba_id,
+        json!({"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}}),
+    )
+    .unwrap();
     assert!(sim.webhooks_idle(std::time::Duration::from_secs(10)).await);
     p.events_settled().await;
     wait_for("three events processed", || async {
-        p.count("SELECT count(*) FROM webhook_events WHERE processed_at IS NOT NULL").await == 3
+        p.count("SELECT count(*) FROM webhook_events WHERE processed_at IS NOT NULL")
+            .await
+            == 3
     })
     .await;
 
-    let limit: Option<String> = sqlx::query_scalar("SELECT messaging_limit FROM whatsapp_accounts WHERE id = $1")
-        .bind(number.account_id)
-        .fetch_one(&p.app.db.pool)
-        .await
-        .unwrap();
+    let limit: Option<String> =
+        sqlx::query_scalar("SELECT messaging_limit FROM whatsapp_accounts WHERE id = $1")
+            .bind(number.account_id)
+            .fetch_one(&p.app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(limit.as_deref(), Some("TIER_250"));
-    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM account_alerts WHERE org_id = $1 ORDER BY kind")
-        .bind(org.org_id)
-        .fetch_all(&p.app.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(kinds, ["account_account_violation", "quality_flagged", "template_rejected:order_update:en_US"]);
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM account_alerts WHERE org_id = $1 ORDER BY kind")
+            .bind(org.org_id)
+            .fetch_all(&p.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            "account_account_violation",
+            "quality_flagged",
+            "template_rejected:order_update:en_US"
+        ]
+    );
     let (event, reason): (String, Option<String>) =
         sqlx::query_as("SELECT event, reason FROM template_status_events WHERE org_id = $1")
             .bind(org.org_id)
             .fetch_one(&p.app.db.pool)
             .await
             .unwrap();
-    assert_eq!((event.as_str(), reason.as_deref()), ("REJECTED", Some("INVALID_FORMAT")));
+    assert_eq!(
+        (event.as_str(), reason.as_deref()),
+        ("REJECTED", Some("INVALID_FORMAT"))
+    );
 }

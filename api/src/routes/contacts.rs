@@ -12,7 +12,10 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{check_cursor_params, conversations::like_pattern, cursor, CursorPage, Data, DEFAULT_CURSOR_LIMIT};
+use super::{
+    check_cursor_params, conversations::like_pattern, cursor, CursorPage, Data,
+    DEFAULT_CURSOR_LIMIT,
+};
 use crate::{
     auth::{scopes, Auth, Role},
     error::{ApiError, ApiResult},
@@ -22,7 +25,9 @@ use crate::{
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_contacts)).routes(routes!(get_contact, update_contact))
+    OpenApiRouter::new()
+        .routes(routes!(list_contacts))
+        .routes(routes!(get_contact, update_contact))
 }
 
 const MAX_CATEGORY_LEN: usize = 100;
@@ -43,7 +48,8 @@ pub struct ContactOut {
     pub updated_at: DateTime<Utc>,
 }
 
-const CONTACT_COLUMNS: &str = "id, wa_id, name, profile_name, category, custom_fields, created_at, updated_at";
+const CONTACT_COLUMNS: &str =
+    "id, wa_id, name, profile_name, category, custom_fields, created_at, updated_at";
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -58,8 +64,15 @@ pub struct ListContactsQuery {
 
 impl Validate for ListContactsQuery {
     fn validate(&self, v: &mut Violations) {
-        if self.search.as_deref().is_some_and(|s| s.chars().count() > MAX_NAME_LEN) {
-            v.add("search", format!("must be at most {MAX_NAME_LEN} characters"));
+        if self
+            .search
+            .as_deref()
+            .is_some_and(|s| s.chars().count() > MAX_NAME_LEN)
+        {
+            v.add(
+                "search",
+                format!("must be at most {MAX_NAME_LEN} characters"),
+            );
         }
         check_cursor_params::<Uuid>(v, self.cursor.as_deref(), self.limit);
     }
@@ -75,8 +88,9 @@ async fn list_contacts(
 ) -> ApiResult<Json<CursorPage<ContactOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let limit = q.limit.unwrap_or(DEFAULT_CURSOR_LIMIT);
-    let mut qb: QueryBuilder<'static, Postgres> =
-        QueryBuilder::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = "));
+    let mut qb: QueryBuilder<'static, Postgres> = QueryBuilder::new(format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = "
+    ));
     qb.push_bind(org_id);
     if let Some(search) = q.search.as_deref().filter(|s| !s.trim().is_empty()) {
         let pattern = like_pattern(search);
@@ -89,20 +103,32 @@ async fn list_contacts(
             .push(")");
     }
     if let Some((at, id)) = q.cursor.as_deref().and_then(cursor::decode::<Uuid>) {
-        qb.push(" AND (created_at, id) < (").push_bind(at).push(", ").push_bind(id).push(")");
+        qb.push(" AND (created_at, id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
     }
-    qb.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit + 1);
+    qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(limit + 1);
     let rows: Vec<ContactOut> = qb.build_query_as().fetch_all(&state.db).await?;
-    Ok(CursorPage::from_rows(rows, limit, |c| cursor::encode(c.created_at, c.id), |c| c))
+    Ok(CursorPage::from_rows(
+        rows,
+        limit,
+        |c| cursor::encode(c.created_at, c.id),
+        |c| c,
+    ))
 }
 
 async fn fetch_contact(state: &AppState, org_id: Uuid, wa_id: &str) -> ApiResult<ContactOut> {
-    sqlx::query_as(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND wa_id = $2"))
-        .bind(org_id)
-        .bind(wa_id)
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Contact"))
+    sqlx::query_as(&format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND wa_id = $2"
+    ))
+    .bind(org_id)
+    .bind(wa_id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("Contact"))
 }
 
 /// Get a contact by WhatsApp id.
@@ -158,7 +184,10 @@ async fn update_contact(
     ValidJson(body): ValidJson<UpdateContactRequest>,
 ) -> ApiResult<Json<Data<ContactOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
-    let trimmed = |v: &Option<Option<String>>| v.as_ref().map(|o| o.as_deref().map(|s| s.trim().to_string()));
+    let trimmed = |v: &Option<Option<String>>| {
+        v.as_ref()
+            .map(|o| o.as_deref().map(|s| s.trim().to_string()))
+    };
     let (name, category) = (trimmed(&body.name), trimmed(&body.category));
     let updated = sqlx::query(
         "UPDATE contacts SET

@@ -13,7 +13,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wharf_shared::inbox::SERVICE_WINDOW;
 
-use super::{check_cursor_params, cursor, messages::MessageOut, CursorPage, Data, DEFAULT_CURSOR_LIMIT};
+use super::{
+    check_cursor_params, cursor, messages::MessageOut, CursorPage, Data, DEFAULT_CURSOR_LIMIT,
+};
 use crate::{
     auth::{scopes, Auth, Principal, Role},
     error::{ApiError, ApiResult},
@@ -31,9 +33,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_read))
 }
 
-pub const STATUSES: [&str; 5] = ["BOT_HANDLING", "HUMAN_HANDLING", "OPEN", "WAITING_FOR_CUSTOMER", "CLOSED"];
+pub const STATUSES: [&str; 5] = [
+    "BOT_HANDLING",
+    "HUMAN_HANDLING",
+    "OPEN",
+    "WAITING_FOR_CUSTOMER",
+    "CLOSED",
+];
 const SUB_FILTERS: [&str; 2] = ["unread", "needs_action"];
-const SORTS: [&str; 5] = ["newest", "oldest", "waiting_longest", "created_newest", "created_oldest"];
+const SORTS: [&str; 5] = [
+    "newest",
+    "oldest",
+    "waiting_longest",
+    "created_newest",
+    "created_oldest",
+];
 
 /// The contact a conversation is with.
 #[derive(Debug, Serialize, ToSchema)]
@@ -127,7 +141,8 @@ impl From<ConversationRow> for ConversationOut {
 
 /// `waiting_longest`: conversations whose last message is the customer's, longest wait first;
 /// the others after them.
-const WAITING_KEY: &str = "COALESCE(CASE WHEN c.last_message_direction = 'INBOUND' AND c.status <> 'CLOSED'
+const WAITING_KEY: &str =
+    "COALESCE(CASE WHEN c.last_message_direction = 'INBOUND' AND c.status <> 'CLOSED'
                                      THEN c.last_inbound_at END, '9999-12-31'::timestamptz)";
 
 /// (sort key expression, descending).
@@ -171,7 +186,11 @@ fn parse_assigned(raw: &str) -> Option<Assigned> {
 fn check_enum(v: &mut Violations, field: &str, value: Option<&str>, allowed: &[&str]) {
     if let Some(value) = value {
         if !allowed.contains(&value) {
-            v.add_kind(field, format!("must be one of {}", allowed.join(", ")), "enum");
+            v.add_kind(
+                field,
+                format!("must be one of {}", allowed.join(", ")),
+                "enum",
+            );
         }
     }
 }
@@ -203,11 +222,22 @@ impl Validate for ListConversationsQuery {
         check_enum(v, "status", self.status.as_deref(), &STATUSES);
         check_enum(v, "subFilter", self.sub_filter.as_deref(), &SUB_FILTERS);
         check_enum(v, "sort", self.sort.as_deref(), &SORTS);
-        if self.assigned_to.as_deref().is_some_and(|a| parse_assigned(a).is_none()) {
+        if self
+            .assigned_to
+            .as_deref()
+            .is_some_and(|a| parse_assigned(a).is_none())
+        {
             v.add("assignedTo", "must be a user id, `me` or `unassigned`");
         }
-        if self.search.as_deref().is_some_and(|s| s.chars().count() > MAX_NAME_LEN) {
-            v.add("search", format!("must be at most {MAX_NAME_LEN} characters"));
+        if self
+            .search
+            .as_deref()
+            .is_some_and(|s| s.chars().count() > MAX_NAME_LEN)
+        {
+            v.add(
+                "search",
+                format!("must be at most {MAX_NAME_LEN} characters"),
+            );
         }
         check_cursor_params::<Uuid>(v, self.cursor.as_deref(), self.limit);
     }
@@ -215,11 +245,19 @@ impl Validate for ListConversationsQuery {
 
 /// `%term%` for ILIKE with the wildcards of the term escaped.
 pub fn like_pattern(term: &str) -> String {
-    let escaped = term.trim().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = term
+        .trim()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
-fn push_filters(qb: &mut QueryBuilder<'static, Postgres>, auth: &Auth, q: &ListConversationsQuery) -> ApiResult<()> {
+fn push_filters(
+    qb: &mut QueryBuilder<'static, Postgres>,
+    auth: &Auth,
+    q: &ListConversationsQuery,
+) -> ApiResult<()> {
     if let Some(status) = &q.status {
         qb.push(" AND c.status = ").push_bind(status.clone());
     }
@@ -285,16 +323,25 @@ async fn list_conversations(
         _ => {}
     }
     if let Some((at, id)) = q.cursor.as_deref().and_then(cursor::decode::<Uuid>) {
-        qb.push(format!(" AND ({sort_expr}, c.id) {} (", if desc { "<" } else { ">" }))
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
+        qb.push(format!(
+            " AND ({sort_expr}, c.id) {} (",
+            if desc { "<" } else { ">" }
+        ))
+        .push_bind(at)
+        .push(", ")
+        .push_bind(id)
+        .push(")");
     }
     let dir = if desc { "DESC" } else { "ASC" };
-    qb.push(format!(" ORDER BY sort_key {dir}, c.id {dir} LIMIT ")).push_bind(limit + 1);
+    qb.push(format!(" ORDER BY sort_key {dir}, c.id {dir} LIMIT "))
+        .push_bind(limit + 1);
     let rows: Vec<ConversationRow> = qb.build_query_as().fetch_all(&state.db).await?;
-    Ok(CursorPage::from_rows(rows, limit, |r| cursor::encode(r.sort_key, r.id), ConversationOut::from))
+    Ok(CursorPage::from_rows(
+        rows,
+        limit,
+        |r| cursor::encode(r.sort_key, r.id),
+        ConversationOut::from,
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -323,15 +370,25 @@ async fn conversation_counts(
     );
     qb.push_bind(org_id);
     push_filters(&mut qb, &auth, &q)?;
-    let (all, unread, needs_action): (i64, i64, i64) = qb.build_query_as().fetch_one(&state.db).await?;
-    Ok(Data::new(ConversationCounts { all, unread, needs_action }))
+    let (all, unread, needs_action): (i64, i64, i64) =
+        qb.build_query_as().fetch_one(&state.db).await?;
+    Ok(Data::new(ConversationCounts {
+        all,
+        unread,
+        needs_action,
+    }))
 }
 
-pub async fn fetch_conversation(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<ConversationOut> {
+pub async fn fetch_conversation(
+    state: &AppState,
+    org_id: Uuid,
+    id: Uuid,
+) -> ApiResult<ConversationOut> {
     let mut qb = select_conversations("c.last_message_at");
     qb.push_bind(org_id).push(" AND c.id = ").push_bind(id);
     let row: Option<ConversationRow> = qb.build_query_as().fetch_optional(&state.db).await?;
-    row.map(ConversationOut::from).ok_or_else(|| ApiError::not_found("Conversation"))
+    row.map(ConversationOut::from)
+        .ok_or_else(|| ApiError::not_found("Conversation"))
 }
 
 /// Get a conversation with its contact and customer-service window.
@@ -375,24 +432,40 @@ async fn list_messages(
 ) -> ApiResult<Json<CursorPage<MessageOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let id = parse_id(&id, "Conversation")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1 AND org_id = $2)")
-        .bind(id)
-        .bind(org_id)
-        .fetch_one(&state.db)
-        .await?;
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1 AND org_id = $2)",
+    )
+    .bind(id)
+    .bind(org_id)
+    .fetch_one(&state.db)
+    .await?;
     if !exists {
         return Err(ApiError::not_found("Conversation"));
     }
     let limit = q.limit.unwrap_or(DEFAULT_CURSOR_LIMIT);
-    let mut qb: QueryBuilder<'static, Postgres> =
-        QueryBuilder::new(format!("SELECT {} FROM messages m WHERE m.org_id = ", super::messages::MESSAGE_COLUMNS));
-    qb.push_bind(org_id).push(" AND m.conversation_id = ").push_bind(id);
+    let mut qb: QueryBuilder<'static, Postgres> = QueryBuilder::new(format!(
+        "SELECT {} FROM messages m WHERE m.org_id = ",
+        super::messages::MESSAGE_COLUMNS
+    ));
+    qb.push_bind(org_id)
+        .push(" AND m.conversation_id = ")
+        .push_bind(id);
     if let Some((at, seq)) = q.cursor.as_deref().and_then(cursor::decode::<i64>) {
-        qb.push(" AND (m.created_at, m.seq) < (").push_bind(at).push(", ").push_bind(seq).push(")");
+        qb.push(" AND (m.created_at, m.seq) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(seq)
+            .push(")");
     }
-    qb.push(" ORDER BY m.created_at DESC, m.seq DESC LIMIT ").push_bind(limit + 1);
+    qb.push(" ORDER BY m.created_at DESC, m.seq DESC LIMIT ")
+        .push_bind(limit + 1);
     let rows: Vec<super::messages::MessageRow> = qb.build_query_as().fetch_all(&state.db).await?;
-    Ok(CursorPage::from_rows(rows, limit, |r| cursor::encode(r.created_at, r.seq), MessageOut::from))
+    Ok(CursorPage::from_rows(
+        rows,
+        limit,
+        |r| cursor::encode(r.created_at, r.seq),
+        MessageOut::from,
+    ))
 }
 
 /// Mark a conversation as read (unreadCount = 0).
@@ -405,11 +478,12 @@ async fn mark_read(
 ) -> ApiResult<Json<Data<ConversationOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(&id, "Conversation")?;
-    let updated = sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = $1 AND org_id = $2")
-        .bind(id)
-        .bind(org_id)
-        .execute(&state.db)
-        .await?;
+    let updated =
+        sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = $1 AND org_id = $2")
+            .bind(id)
+            .bind(org_id)
+            .execute(&state.db)
+            .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::not_found("Conversation"));
     }

@@ -25,7 +25,9 @@ use crate::{
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(retry_media)).routes(routes!(get_media))
+    OpenApiRouter::new()
+        .routes(routes!(retry_media))
+        .routes(routes!(get_media))
 }
 
 /// The columns [`MessageRow`] reads (table alias `m`).
@@ -118,7 +120,8 @@ pub struct MessageOut {
 impl From<MessageRow> for MessageOut {
     fn from(r: MessageRow) -> Self {
         let media = r.media_status.is_some().then(|| MediaOut {
-            url: (r.media_status.as_deref() == Some("downloaded")).then(|| format!("/api/v1/messages/{}/media", r.id)),
+            url: (r.media_status.as_deref() == Some("downloaded"))
+                .then(|| format!("/api/v1/messages/{}/media", r.id)),
             media_id: r.media_id,
             mime_type: r.mime_type,
             sha256: r.sha256,
@@ -162,16 +165,21 @@ pub struct RetryMediaOut {
 /// attempt budget; a download already queued is not duplicated.
 #[utoipa::path(post, path = "/messages/{id}/retry-media", tag = "messages",
     responses((status = 202, body = Data<RetryMediaOut>), (status = 404), (status = 409)))]
-async fn retry_media(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+async fn retry_media(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(&id, "Message")?;
     let mut tx = state.db.begin().await?;
-    let media_id: Option<Option<String>> =
-        sqlx::query_scalar("SELECT media_id FROM messages WHERE id = $1 AND org_id = $2 FOR UPDATE")
-            .bind(id)
-            .bind(org_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let media_id: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT media_id FROM messages WHERE id = $1 AND org_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(org_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     match media_id {
         None => return Err(ApiError::not_found("Message")),
         Some(None) => return Err(ApiError::Conflict("This message has no media".into())),
@@ -190,7 +198,21 @@ async fn retry_media(State(state): State<AppState>, auth: Auth, Path(id): Path<S
         .map_err(|e| ApiError::Internal(e.into()))?;
     tx.commit().await?;
     tracing::info!(message_id = %id, "media download re-queued");
-    Ok((StatusCode::ACCEPTED, Data::new(RetryMediaOut { id, media_status: "pending".into() })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Data::new(RetryMediaOut {
+            id,
+            media_status: "pending".into(),
+        }),
+    ))
+}
+
+#[derive(sqlx::FromRow)]
+struct MediaFileRow {
+    media_status: Option<String>,
+    blob_path: Option<String>,
+    mime_type: Option<String>,
+    filename: Option<String>,
 }
 
 /// The media file of a message, to users of its organization only. 409 while it is not
@@ -198,31 +220,53 @@ async fn retry_media(State(state): State<AppState>, auth: Auth, Path(id): Path<S
 #[utoipa::path(get, path = "/messages/{id}/media", tag = "messages",
     responses((status = 200, description = "The file, with its MIME type", content_type = "application/octet-stream"),
               (status = 404), (status = 409)))]
-async fn get_media(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_media(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let id = parse_id(&id, "Message")?;
-    let row: Option<(Option<String>, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    let row: Option<MediaFileRow> = sqlx::query_as(
         "SELECT media_status, blob_path, mime_type, filename FROM messages WHERE id = $1 AND org_id = $2",
     )
     .bind(id)
     .bind(org_id)
     .fetch_optional(&state.db)
     .await?;
-    let (status, blob_path, mime, filename) = row.ok_or_else(|| ApiError::not_found("Message"))?;
-    let Some(status) = status else { return Err(ApiError::NotFound("This message has no media".into())) };
+    let MediaFileRow {
+        media_status: status,
+        blob_path,
+        mime_type: mime,
+        filename,
+    } = row.ok_or_else(|| ApiError::not_found("Message"))?;
+    let Some(status) = status else {
+        return Err(ApiError::NotFound("This message has no media".into()));
+    };
     let blob_path = match (status.as_str(), blob_path) {
         ("downloaded", Some(p)) => p,
-        _ => return Err(ApiError::Conflict(format!("The media is not downloaded (status: {status})"))),
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "The media is not downloaded (status: {status})"
+            )))
+        }
     };
     // Stored paths are relative and built by the worker from ids; refuse anything else.
-    if blob_path.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
-        return Err(ApiError::Internal(anyhow::anyhow!("suspicious blob path for message {id}")));
+    if blob_path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "suspicious blob path for message {id}"
+        )));
     }
     let bytes = match tokio::fs::read(state.config.blob_dir.join(&blob_path)).await {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!(message_id = %id, "media blob missing on disk");
-            return Err(ApiError::NotFound("The media file is missing; retry the download".into()));
+            return Err(ApiError::NotFound(
+                "The media file is missing; retry the download".into(),
+            ));
         }
         Err(e) => return Err(ApiError::Internal(e.into())),
     };
@@ -233,10 +277,19 @@ async fn get_media(State(state): State<AppState>, auth: Auth, Path(id): Path<Str
     let mut response = (StatusCode::OK, bytes).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, content_type);
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
     if let Some(name) = filename {
-        let safe: String = name.chars().filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ').collect();
+        let safe: String = name
+            .chars()
+            .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
+            .collect();
         if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{safe}\"")) {
             headers.insert(header::CONTENT_DISPOSITION, v);
         }

@@ -8,8 +8,10 @@ pub mod auth;
 pub mod contacts;
 pub mod conversations;
 pub mod docs;
+pub mod failed_messages;
 pub mod health;
 pub mod messages;
+pub mod outbound;
 pub mod profile;
 pub mod users;
 pub mod webhooks;
@@ -163,4 +165,6 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(contacts::router())
         .merge(messages::router())
         .merge(whatsapp_accounts::router())
+        .merge(outbound::router())
+        .merge(failed_messages::router())
 }

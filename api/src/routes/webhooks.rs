@@ -39,8 +39,14 @@ pub const MAX_WEBHOOK_BYTES: usize = 3 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/webhooks/whatsapp", get(platform_challenge).post(platform_event))
-        .route("/webhooks/whatsapp/{channel_id}", get(channel_challenge).post(channel_event))
+        .route(
+            "/webhooks/whatsapp",
+            get(platform_challenge).post(platform_event),
+        )
+        .route(
+            "/webhooks/whatsapp/{channel_id}",
+            get(channel_challenge).post(channel_event),
+        )
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
 }
 
@@ -55,12 +61,18 @@ pub struct Challenge {
 }
 
 fn forbidden() -> Response {
-    (StatusCode::FORBIDDEN, axum::Json(serde_json::json!({"detail": "Verification failed"}))).into_response()
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({"detail": "Verification failed"})),
+    )
+        .into_response()
 }
 
 /// A query string that does not parse is simply a failed verification (403).
 fn parse_challenge(query: Option<String>) -> Challenge {
-    query.and_then(|q| serde_urlencoded::from_str(&q).ok()).unwrap_or_default()
+    query
+        .and_then(|q| serde_urlencoded::from_str(&q).ok())
+        .unwrap_or_default()
 }
 
 fn answer_challenge(q: &Challenge, expected: &str) -> Response {
@@ -69,16 +81,22 @@ fn answer_challenge(q: &Challenge, expected: &str) -> Response {
         .as_deref()
         .is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.as_bytes())));
     match (q.mode.as_deref(), &q.challenge) {
-        (Some("subscribe"), Some(challenge)) if token_ok => {
-            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], challenge.clone()).into_response()
-        }
+        (Some("subscribe"), Some(challenge)) if token_ok => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain")],
+            challenge.clone(),
+        )
+            .into_response(),
         _ => forbidden(),
     }
 }
 
 /// `GET /webhooks/whatsapp`: Meta's subscription challenge for the platform app.
 async fn platform_challenge(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    answer_challenge(&parse_challenge(query), state.config.meta_verify_token.expose())
+    answer_challenge(
+        &parse_challenge(query),
+        state.config.meta_verify_token.expose(),
+    )
 }
 
 /// A channel's webhook settings: its account, org and decrypted secrets.
@@ -91,17 +109,29 @@ struct Channel {
 
 async fn load_channel(state: &AppState, raw_id: &str) -> ApiResult<Channel> {
     let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::not_found("Channel"))?;
-    let row: Option<(Uuid, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT org_id, app_secret_enc, verify_token_enc FROM whatsapp_accounts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?;
-    let (org_id, app_secret_enc, verify_token_enc) = row.ok_or_else(|| ApiError::not_found("Channel"))?;
+    let row: Option<(Uuid, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT org_id, app_secret_enc, verify_token_enc FROM whatsapp_accounts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?;
+    let (org_id, app_secret_enc, verify_token_enc) =
+        row.ok_or_else(|| ApiError::not_found("Channel"))?;
     let decrypt = |v: Option<String>| -> ApiResult<Option<String>> {
-        v.map(|enc| state.secrets.decrypt(&enc).map_err(|e| ApiError::Internal(anyhow::anyhow!("channel secret: {e}"))))
-            .transpose()
+        v.map(|enc| {
+            state
+                .secrets
+                .decrypt(&enc)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("channel secret: {e}")))
+        })
+        .transpose()
     };
-    Ok(Channel { id, org_id, app_secret: decrypt(app_secret_enc)?, verify_token: decrypt(verify_token_enc)? })
+    Ok(Channel {
+        id,
+        org_id,
+        app_secret: decrypt(app_secret_enc)?,
+        verify_token: decrypt(verify_token_enc)?,
+    })
 }
 
 /// `GET /webhooks/whatsapp/{channel_id}`: the challenge with the channel's own verify token.
@@ -112,7 +142,10 @@ async fn channel_challenge(
 ) -> Response {
     let q = parse_challenge(query);
     match load_channel(&state, &channel_id).await {
-        Ok(Channel { verify_token: Some(token), .. }) => answer_challenge(&q, &token),
+        Ok(Channel {
+            verify_token: Some(token),
+            ..
+        }) => answer_challenge(&q, &token),
         Ok(_) => forbidden(),
         Err(e) => e.into_response(),
     }
@@ -127,8 +160,12 @@ pub fn signature_valid(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     else {
         return false;
     };
-    let Ok(sig) = hex::decode(sig) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    let Ok(sig) = hex::decode(sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
     mac.update(body);
     mac.verify_slice(&sig).is_ok()
 }
@@ -138,7 +175,11 @@ fn unauthorized() -> ApiError {
 }
 
 /// `POST /webhooks/whatsapp`: the platform app's events.
-async fn platform_event(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<StatusCode> {
+async fn platform_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
     if !signature_valid(state.config.meta_app_secret.expose(), &headers, &body) {
         tracing::warn!("platform webhook rejected: bad signature");
         return Err(unauthorized());
@@ -155,7 +196,10 @@ async fn channel_event(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let channel = load_channel(&state, &channel_id).await?;
-    let secret = channel.app_secret.as_deref().unwrap_or(state.config.meta_app_secret.expose());
+    let secret = channel
+        .app_secret
+        .as_deref()
+        .unwrap_or(state.config.meta_app_secret.expose());
     if !signature_valid(secret, &headers, &body) {
         tracing::warn!(channel_id = %channel.id, "channel webhook rejected: bad signature");
         return Err(unauthorized());
@@ -170,7 +214,11 @@ fn phone_number_ids(payload: &Value) -> Vec<String> {
         .into_iter()
         .flatten()
         .flat_map(|e| e["changes"].as_array().into_iter().flatten())
-        .filter_map(|c| c["value"]["metadata"]["phone_number_id"].as_str().map(str::to_string))
+        .filter_map(|c| {
+            c["value"]["metadata"]["phone_number_id"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
     ids.sort();
     ids.dedup();
@@ -178,7 +226,12 @@ fn phone_number_ids(payload: &Value) -> Vec<String> {
 }
 
 /// Stores the event (once per distinct body) and enqueues its processing, atomically.
-async fn ingest(state: &AppState, source: &str, channel: Option<(Uuid, Uuid)>, body: &[u8]) -> ApiResult<StatusCode> {
+async fn ingest(
+    state: &AppState,
+    source: &str,
+    channel: Option<(Uuid, Uuid)>,
+    body: &[u8],
+) -> ApiResult<StatusCode> {
     let dedupe_key = hex::encode(Sha256::digest(body));
     // A signed body that is not JSON is still kept (the job records it as malformed).
     let payload: Value = serde_json::from_slice(body)

@@ -103,22 +103,13 @@ const ACCOUNT_COLUMNS: &str = "id, waba_id, phone_number_id, display_phone, veri
     status_reason, quality_rating, throughput_level, messaging_limit, messages_per_second, connection_method, \
     access_token_enc, app_secret_enc, last_health_at, connected_at, disconnected_at, created_at, updated_at";
 
-/// Meta's rate for a throughput level (DESIGN.md "Rate limits").
-pub fn rate_for_level(level: Option<&str>) -> i32 {
-    match level {
-        Some("HIGH") => 1000,
-        Some("COEXISTENCE") => 20,
-        _ => 80,
-    }
-}
-
 impl AccountRow {
     fn into_out(self, state: &AppState) -> AccountOut {
         let token = state.secrets.decrypt(&self.access_token_enc).unwrap_or_default();
         AccountOut {
             messages_per_second: self
                 .messages_per_second
-                .unwrap_or_else(|| rate_for_level(self.throughput_level.as_deref())),
+                .unwrap_or_else(|| wharf_shared::accounts::rate_for_level(self.throughput_level.as_deref())),
             messages_per_second_override: self.messages_per_second,
             access_token: mask(&token),
             has_app_secret: self.app_secret_enc.is_some(),

@@ -11,6 +11,10 @@ pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 pub const SERVICE_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 /// Path of a media blob relative to `BLOB_DIR`: `<org_id>/<yyyy>/<mm>/<message_id>`.
-pub fn blob_path(org_id: uuid::Uuid, created_at: chrono::DateTime<chrono::Utc>, message_id: uuid::Uuid) -> String {
+pub fn blob_path(
+    org_id: uuid::Uuid,
+    created_at: chrono::DateTime<chrono::Utc>,
+    message_id: uuid::Uuid,
+) -> String {
     format!("{org_id}/{}/{message_id}", created_at.format("%Y/%m"))
 }

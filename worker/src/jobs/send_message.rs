@@ -1,0 +1,407 @@
+//! `outbound.send_message`: sends one queued message through Meta within the number's and the
+//! recipient's rate limits, and records what happened as an attempt (DESIGN.md "Rate limits
+//! and Meta errors").
+//!
+//! - A message that has a wamid is never sent again; a discarded one never at all.
+//! - No token for the number or the pair: the job defers itself to when the token exists
+//!   (short waits are slept in place so the pace stays exact), without spending an attempt.
+//! - 130429 slows the number down for every worker and retries; 131056 delays only this
+//!   recipient, 4^n seconds; 190/0 marks the account NEEDS_REAUTH and holds the message until
+//!   a new token is saved; 131048 pauses the number's bulk sends and alerts; retryable codes,
+//!   5xx and timeouts retry with backoff; terminal codes fail the message at once with Meta's
+//!   code and details.
+//! - A timeout after the request left us is "outcome unknown": the message waits for Meta's
+//!   status webhook (matched by `biz_opaque_callback_data`) before it is sent again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+use wharf_shared::{
+    accounts::{self, raise_alert, Alert},
+    jobs::JobOutcome,
+    meta::{ErrorClass, MetaError},
+    outbound::SendMessage,
+    ratelimit::{Bucket, Decision},
+};
+
+use crate::{deps::WorkerDeps, registry::JobContext};
+
+/// Waits shorter than this are slept in place; longer ones defer the job.
+const SLEEP_IN_PLACE: Duration = Duration::from_millis(250);
+/// How long a send with an unknown outcome waits for Meta's status webhook before resending.
+const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(30);
+/// How often a message held for a new token checks again (a token update wakes it at once).
+const HOLD_RECHECK: Duration = Duration::from_secs(60);
+/// Pair-rate refusals (131056) before the message is failed as retryable.
+const MAX_PAIR_DELAYS: i64 = 6;
+/// Sends of one message in all, counting the outcome-unknown waits that spend no job attempt.
+const MAX_TOTAL_ATTEMPTS: i32 = 12;
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    org_id: Uuid,
+    wamid: Option<String>,
+    status: String,
+    request: Option<Value>,
+    hold_reason: Option<String>,
+    discarded_at: Option<DateTime<Utc>>,
+    send_attempts: i32,
+    blob_path: Option<String>,
+    mime_type: Option<String>,
+    filename: Option<String>,
+    #[sqlx(rename = "type")]
+    kind: String,
+    messages_per_second: Option<i32>,
+    throughput_level: Option<String>,
+    last_attempt_at: Option<DateTime<Utc>>,
+    pair_delays: i64,
+}
+
+/// What one attempt ended as, for the attempts table.
+struct AttemptRecord<'a> {
+    outcome: &'a str,
+    wamid: Option<&'a str>,
+    error: Option<&'a MetaError>,
+}
+
+pub async fn run(ctx: JobContext, deps: WorkerDeps, job: SendMessage) -> anyhow::Result<JobOutcome> {
+    let pool = &ctx.pool;
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT m.org_id, m.wamid, m.status, m.request, m.hold_reason, m.discarded_at, m.send_attempts, m.blob_path,
+                m.mime_type, m.filename, m.type, a.messages_per_second, a.throughput_level,
+                (SELECT max(finished_at) FROM message_attempts WHERE message_id = m.id) AS last_attempt_at,
+                (SELECT count(*) FROM message_attempts WHERE message_id = m.id AND error_code = 131056
+                   AND finished_at > coalesce((SELECT max(finished_at) FROM message_attempts
+                                                WHERE message_id = m.id AND outcome = 'sent'), '-infinity')) AS pair_delays
+           FROM messages m JOIN whatsapp_accounts a ON a.id = m.account_id
+          WHERE m.id = $1",
+    )
+    .bind(job.message_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(m) = row else {
+        tracing::warn!(message_id = %job.message_id, "send for a message that no longer exists");
+        return Ok(JobOutcome::Complete);
+    };
+    if m.wamid.is_some() || m.discarded_at.is_some() || m.status != "queued" {
+        // Sent already (a crash after Meta answered, a duplicate job) or given up on.
+        return Ok(JobOutcome::Complete);
+    }
+    let Some(request) = m.request.clone() else {
+        fail(pool, &job, m.org_id, m.send_attempts, None, "Message has no request body", false).await?;
+        return Ok(JobOutcome::Discard("message has no request body".into()));
+    };
+    if m.hold_reason.as_deref() == Some("outcome_unknown") {
+        if let Some(at) = m.last_attempt_at {
+            let waited = (Utc::now() - at).to_std().unwrap_or_default();
+            if waited < UNKNOWN_OUTCOME_WAIT {
+                return Ok(JobOutcome::snooze_for(UNKNOWN_OUTCOME_WAIT - waited));
+            }
+        }
+        tracing::info!(message_id = %job.message_id, "no status webhook settled the unknown outcome; sending again");
+    }
+
+    let Some(account) = accounts::credentials(pool, &deps.secrets, job.account_id).await? else {
+        fail(pool, &job, m.org_id, m.send_attempts, None, "The WhatsApp account no longer exists", false).await?;
+        return Ok(JobOutcome::Discard("account missing".into()));
+    };
+    match account.status.as_str() {
+        "DISCONNECTED" => {
+            fail(pool, &job, m.org_id, m.send_attempts, None, "The WhatsApp number was disconnected", true).await?;
+            return Ok(JobOutcome::Discard("account disconnected".into()));
+        }
+        "NEEDS_REAUTH" => {
+            hold(pool, job.message_id, "token_invalid").await?;
+            return Ok(JobOutcome::snooze_for(HOLD_RECHECK));
+        }
+        _ => {}
+    }
+
+    let to = request["to"].as_str().unwrap_or_default().to_string();
+    let rate = f64::from(m.messages_per_second.unwrap_or_else(|| accounts::rate_for_level(m.throughput_level.as_deref())));
+    let number = Bucket::number(&account.phone_number_id, rate);
+    let buckets = [number.clone(), Bucket::pair(&account.phone_number_id, &to)];
+    loop {
+        match deps.limiter.acquire(&buckets).await {
+            Decision::Allowed => break,
+            Decision::Wait(w) if w <= SLEEP_IN_PLACE => tokio::time::sleep(w).await,
+            Decision::Wait(w) => return Ok(JobOutcome::snooze_for(w)),
+        }
+    }
+
+    let mut request = request;
+    if let Some(blob) = &m.blob_path {
+        if request[&m.kind]["id"].is_null() && request[&m.kind]["link"].is_null() {
+            match upload(&deps, &account, blob, m.mime_type.as_deref(), m.filename.as_deref()).await {
+                Ok(media_id) => {
+                    request[&m.kind]["id"] = json!(media_id);
+                    sqlx::query("UPDATE messages SET request = $2, media_id = $3 WHERE id = $1")
+                        .bind(job.message_id)
+                        .bind(&request)
+                        .bind(&media_id)
+                        .execute(pool)
+                        .await?;
+                }
+                Err(e) => return handle_error(&ctx, &deps, &job, &m, &account, &number, e).await,
+            }
+        }
+    }
+
+    match deps.meta.send_message(account.access_token.expose(), &account.phone_number_id, &request).await {
+        Ok(resp) => {
+            let wamid = resp.wamid().unwrap_or_default().to_string();
+            let mut tx = pool.begin().await?;
+            // A status webhook may have adopted the wamid first (biz_opaque_callback_data):
+            // keep its status if it is further along.
+            sqlx::query(
+                "UPDATE messages SET wamid = COALESCE(wamid, $2),
+                        status = CASE WHEN message_status_rank(status) < 1 THEN 'sent' ELSE status END,
+                        sent_at = COALESCE(sent_at, now()), hold_reason = NULL, error = NULL, error_code = NULL,
+                        retryable = NULL, send_attempts = send_attempts + 1
+                  WHERE id = $1",
+            )
+            .bind(job.message_id)
+            .bind(&wamid)
+            .execute(&mut *tx)
+            .await?;
+            record(&mut tx, &job, m.org_id, m.send_attempts + 1, AttemptRecord { outcome: "sent", wamid: Some(&wamid), error: None })
+                .await?;
+            tx.commit().await?;
+            Ok(JobOutcome::Complete)
+        }
+        Err(e) => handle_error(&ctx, &deps, &job, &m, &account, &number, e).await,
+    }
+}
+
+async fn upload(
+    deps: &WorkerDeps,
+    account: &accounts::AccountCredentials,
+    blob: &str,
+    mime: Option<&str>,
+    filename: Option<&str>,
+) -> Result<String, MetaError> {
+    let bytes = tokio::fs::read(deps.blob_dir.join(blob)).await.map_err(|e| MetaError::Transport {
+        message: format!("stored upload unreadable: {e}"),
+        request_sent: false,
+    })?;
+    deps.meta
+        .upload_media(
+            account.access_token.expose(),
+            &account.phone_number_id,
+            bytes,
+            mime.unwrap_or("application/octet-stream"),
+            filename.unwrap_or("upload"),
+        )
+        .await
+}
+
+async fn handle_error(
+    ctx: &JobContext,
+    deps: &WorkerDeps,
+    job: &SendMessage,
+    m: &Row,
+    account: &accounts::AccountCredentials,
+    number: &Bucket,
+    err: MetaError,
+) -> anyhow::Result<JobOutcome> {
+    let pool = &ctx.pool;
+    let attempt = m.send_attempts + 1;
+    let code = err.code();
+    tracing::info!(message_id = %job.message_id, code = ?code, class = ?err.class(), error = %err, "send attempt failed");
+    let last_try = ctx.attempt >= ctx.max_attempts;
+    match (err.class(), code) {
+        (_, Some(130429)) => {
+            let factor = deps.limiter.slow_down(number).await;
+            tracing::warn!(phone_number_id = %account.phone_number_id, factor, "130429 from Meta: number slowed down");
+            retry_or_fail(pool, job, m, attempt, &err, last_try).await
+        }
+        (ErrorClass::RecipientDelay, _) => {
+            let mut tx = pool.begin().await?;
+            record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "retry", wamid: None, error: Some(&err) }).await?;
+            tx.commit().await?;
+            if m.pair_delays + 1 >= MAX_PAIR_DELAYS {
+                fail(pool, job, m.org_id, attempt, Some(&err), "", true).await?;
+                return Ok(JobOutcome::Discard("pair rate limit persisted".into()));
+            }
+            // 4^n seconds, n = refusals so far (Meta's advice for 131056).
+            let delay = Duration::from_secs(4u64.pow(m.pair_delays.clamp(0, 5) as u32));
+            Ok(JobOutcome::snooze_for(delay))
+        }
+        (ErrorClass::AccountLevel, Some(0 | 190)) => {
+            let reason = format!("{} ({})", err.title(), code.unwrap_or(0));
+            let mut tx = pool.begin().await?;
+            record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "held", wamid: None, error: Some(&err) }).await?;
+            sqlx::query(
+                "UPDATE whatsapp_accounts SET status = 'NEEDS_REAUTH', status_reason = $2 WHERE id = $1 AND status = 'CONNECTED'",
+            )
+            .bind(account.id)
+            .bind(&reason)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE messages SET hold_reason = 'token_invalid', send_attempts = send_attempts + 1 WHERE id = $1")
+                .bind(job.message_id)
+                .execute(&mut *tx)
+                .await?;
+            raise_alert(
+                &mut *tx,
+                Alert {
+                    org_id: m.org_id,
+                    account_id: Some(account.id),
+                    kind: "token_invalid",
+                    severity: "CRITICAL",
+                    title: "WhatsApp access token is no longer valid",
+                    message: "Sends from this number are held until a new access token is saved.",
+                    details: json!({"reason": reason}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(JobOutcome::snooze_for(HOLD_RECHECK))
+        }
+        (_, Some(131048)) => {
+            // Spam rate limit: stop bulk traffic from this number and tell a human.
+            let mut tx = pool.begin().await?;
+            raise_alert(
+                &mut *tx,
+                Alert {
+                    org_id: m.org_id,
+                    account_id: Some(account.id),
+                    kind: "spam_rate_limit",
+                    severity: "CRITICAL",
+                    title: "Meta limited this number for spam (131048)",
+                    message: "Bulk sends from this number are paused. Check its quality rating before resuming.",
+                    details: json!({"details": err.details()}),
+                },
+            )
+            .await?;
+            sqlx::query("UPDATE whatsapp_accounts SET bulk_paused_at = now(), bulk_paused_reason = 'spam_rate_limit' WHERE id = $1")
+                .bind(account.id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            fail(pool, job, m.org_id, attempt, Some(&err), "", true).await?;
+            Ok(JobOutcome::Discard("131048 spam rate limit".into()))
+        }
+        (ErrorClass::Retryable, _) if err.outcome_unknown() => {
+            let mut tx = pool.begin().await?;
+            record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "unknown", wamid: None, error: Some(&err) }).await?;
+            sqlx::query("UPDATE messages SET hold_reason = 'outcome_unknown', send_attempts = send_attempts + 1 WHERE id = $1")
+                .bind(job.message_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            if last_try || attempt >= MAX_TOTAL_ATTEMPTS {
+                fail(pool, job, m.org_id, attempt, Some(&err), "", true).await?;
+                return Ok(JobOutcome::Discard("outcome unknown after the last attempt".into()));
+            }
+            // Wait for Meta's status webhook to settle it; the attempt is not spent on waiting.
+            Ok(JobOutcome::snooze_for(UNKNOWN_OUTCOME_WAIT))
+        }
+        (ErrorClass::Retryable, _) => retry_or_fail(pool, job, m, attempt, &err, last_try).await,
+        (class, _) => {
+            let retryable = class == ErrorClass::AccountLevel || matches!(code, Some(131049 | 131000));
+            fail(pool, job, m.org_id, attempt, Some(&err), "", retryable).await?;
+            Ok(JobOutcome::Discard(format!("terminal Meta error {}", code.unwrap_or(0))))
+        }
+    }
+}
+
+async fn retry_or_fail(
+    pool: &PgPool,
+    job: &SendMessage,
+    m: &Row,
+    attempt: i32,
+    err: &MetaError,
+    last_try: bool,
+) -> anyhow::Result<JobOutcome> {
+    if last_try {
+        fail(pool, job, m.org_id, attempt, Some(err), "", true).await?;
+        return Ok(JobOutcome::Discard(format!("gave up after {attempt} attempts: {err}")));
+    }
+    let mut tx = pool.begin().await?;
+    record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "retry", wamid: None, error: Some(err) }).await?;
+    sqlx::query("UPDATE messages SET send_attempts = send_attempts + 1 WHERE id = $1")
+        .bind(job.message_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    // The runtime retries after the kind's backoff.
+    Err(anyhow::anyhow!("{err}"))
+}
+
+async fn hold(pool: &PgPool, message_id: Uuid, reason: &str) -> anyhow::Result<()> {
+    sqlx::query("UPDATE messages SET hold_reason = $2 WHERE id = $1 AND status = 'queued'")
+        .bind(message_id)
+        .bind(reason)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Marks the message failed with Meta's error (or `reason` when there is none) and records
+/// the attempt. Only a queued message without a wamid can fail here.
+async fn fail(
+    pool: &PgPool,
+    job: &SendMessage,
+    org_id: Uuid,
+    attempt: i32,
+    err: Option<&MetaError>,
+    reason: &str,
+    retryable: bool,
+) -> anyhow::Result<()> {
+    let error = match err {
+        Some(e) => json!({"code": e.code(), "title": e.title(), "message": e.to_string(), "details": e.details()}),
+        None => json!({"code": null, "title": reason, "message": reason, "details": null}),
+    };
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE messages SET status = 'failed', failed_at = now(), error = $2, error_code = $3, retryable = $4,
+                hold_reason = NULL, send_attempts = GREATEST(send_attempts, $5)
+          WHERE id = $1 AND wamid IS NULL AND status = 'queued'",
+    )
+    .bind(job.message_id)
+    .bind(&error)
+    .bind(err.and_then(|e| e.code()).map(|c| c as i32))
+    .bind(retryable)
+    .bind(attempt)
+    .execute(&mut *tx)
+    .await?;
+    record(&mut tx, job, org_id, attempt, AttemptRecord { outcome: "failed", wamid: None, error: err }).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn record(
+    tx: &mut sqlx::PgConnection,
+    job: &SendMessage,
+    org_id: Uuid,
+    attempt: i32,
+    a: AttemptRecord<'_>,
+) -> anyhow::Result<()> {
+    let http_status = match a.error {
+        Some(MetaError::Graph(g)) => Some(i32::from(g.http_status)),
+        Some(MetaError::Unexpected { status, .. }) => Some(i32::from(*status)),
+        _ => None,
+    };
+    sqlx::query(
+        "INSERT INTO message_attempts (message_id, org_id, attempt, outcome, wamid, http_status, error_code,
+                error_title, error_details, trigger)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(job.message_id)
+    .bind(org_id)
+    .bind(attempt)
+    .bind(a.outcome)
+    .bind(a.wamid)
+    .bind(http_status)
+    .bind(a.error.and_then(|e| e.code()).map(|c| c as i32))
+    .bind(a.error.map(|e| e.title()))
+    .bind(a.error.and_then(|e| e.details()))
+    .bind(&job.trigger)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
