@@ -14,6 +14,7 @@ pub mod redis_conn;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -87,7 +87,7 @@ async fn slow_down_halves_the_rate_for_every_worker() {
 async fn without_redis_governor_enforces_the_same_limits() {
     let l = SendLimiter::new(RedisHandle::disabled(), "x", 1);
     let bucket = Bucket::number("5004", 20.0);
-    let allowed = drive(&[l.clone()], &bucket, Duration::from_secs(2)).await;
+    let allowed = drive(std::slice::from_ref(&l), &bucket, Duration::from_secs(2)).await;
     assert!((38..=44).contains(&allowed), "allowed {allowed}");
     let pair = Bucket::pair("5004", "1555");
     let mut n = 0;

@@ -639,3 +639,26 @@ async fn bad_input_is_a_422_in_the_seed_shape() {
         .await
         .expect(404);
 }
+
+#[tokio::test]
+async fn the_inbox_routes_are_in_the_openapi_document() {
+    let app = wharf_tests::TestApp::spawn().await;
+    let spec = app
+        .request(Method::GET, "/api/v1/openapi.json", None, None)
+        .await
+        .expect(200);
+    let paths = spec.body["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/conversations",
+        "/api/v1/conversations/counts",
+        "/api/v1/conversations/{id}",
+        "/api/v1/conversations/{id}/messages",
+        "/api/v1/conversations/{id}/read",
+        "/api/v1/contacts",
+        "/api/v1/contacts/{waId}",
+        "/api/v1/messages/{id}/retry-media",
+        "/api/v1/messages/{id}/media",
+    ] {
+        assert!(paths.contains_key(path), "missing {path}");
+    }
+}

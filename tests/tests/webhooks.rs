@@ -515,6 +515,12 @@ async fn every_inbound_type_lands_with_the_right_fields() {
         p.customer_sends(&number, spec).wamid
     };
     let text = send(json!({"type": "text", "body": "plain text"}));
+    // Reactions and replies below point at it: let it land first (webhooks race otherwise, and
+    // a reaction to a message we do not have yet keeps only the wamid).
+    wait_for("text stored", || async {
+        p.count("SELECT count(*) FROM messages").await == 1
+    })
+    .await;
     let image = send(
         json!({"type": "image", "image": {"data_base64": "aW1hZ2U=", "mime_type": "image/png", "caption": "a photo"}}),
     );
@@ -746,5 +752,61 @@ async fn account_and_template_updates_are_recorded_with_alerts() {
     assert_eq!(
         (event.as_str(), reason.as_deref()),
         ("REJECTED", Some("INVALID_FORMAT"))
+    );
+}
+
+#[tokio::test]
+async fn a_closed_conversation_stays_closed_and_a_new_one_opens() {
+    let p = Platform::start().await;
+    let org = p.app.register_org("Reopen Co").await;
+    let number = p.connect_number(org.org_id).await;
+    p.customer_sends(
+        &number,
+        json!({"from": "15550002222", "type": "text", "body": "first"}),
+    );
+    wait_for("first", || async {
+        p.count("SELECT count(*) FROM messages").await == 1
+    })
+    .await;
+    p.events_settled().await;
+    sqlx::query("UPDATE conversations SET status = 'CLOSED', closed_at = now()")
+        .execute(&p.app.db.pool)
+        .await
+        .unwrap();
+    p.customer_sends(
+        &number,
+        json!({"from": "15550002222", "type": "text", "body": "second"}),
+    );
+    wait_for("second", || async {
+        p.count("SELECT count(*) FROM messages").await == 2
+    })
+    .await;
+    p.events_settled().await;
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM conversations ORDER BY created_at")
+            .fetch_all(&p.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(statuses, ["CLOSED", "OPEN"]);
+    assert_eq!(p.count("SELECT count(*) FROM contacts").await, 1);
+
+    // A customer answering a conversation that waits for them puts it back in the queue.
+    sqlx::query("UPDATE conversations SET status = 'WAITING_FOR_CUSTOMER' WHERE status = 'OPEN'")
+        .execute(&p.app.db.pool)
+        .await
+        .unwrap();
+    p.customer_sends(
+        &number,
+        json!({"from": "15550002222", "type": "text", "body": "third"}),
+    );
+    wait_for("third", || async {
+        p.count("SELECT count(*) FROM messages").await == 3
+    })
+    .await;
+    p.events_settled().await;
+    assert_eq!(
+        p.count("SELECT count(*) FROM conversations WHERE status = 'OPEN'")
+            .await,
+        1
     );
 }

@@ -267,12 +267,16 @@ async fn requeue(state: &AppState, org_id: Uuid, id: Uuid, trigger: &str) -> Api
     .fetch_optional(&mut *tx)
     .await?;
     let Some((account_id, kind, last_inbound)) = row else { return Ok(Requeue::NotFailed) };
-    if kind != "template" && !last_inbound.is_some_and(|t| t + SERVICE_WINDOW > Utc::now()) {
+    let window_open = last_inbound.is_some_and(|t| t + SERVICE_WINDOW > Utc::now());
+    if kind != "template" && !window_open {
         return Ok(Requeue::WindowClosed);
     }
     sqlx::query(
         "UPDATE messages SET status = 'queued', wamid = NULL, error = NULL, error_code = NULL, retryable = NULL,
-                failed_at = NULL, sent_at = NULL, delivered_at = NULL, read_at = NULL, hold_reason = NULL
+                failed_at = NULL, sent_at = NULL, delivered_at = NULL, read_at = NULL, hold_reason = NULL,
+                request = jsonb_set(request, '{biz_opaque_callback_data}',
+                                    to_jsonb(id::text || ':' || (SELECT count(*) FROM message_attempts a
+                                                                  WHERE a.message_id = messages.id)))
           WHERE id = $1",
     )
     .bind(id)

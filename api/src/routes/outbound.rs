@@ -373,15 +373,15 @@ fn type_object(req: &SendRequest) -> Value {
 
 /// The conversation a send goes to, with what sending needs.
 #[derive(sqlx::FromRow)]
-struct Target {
-    id: Uuid,
-    account_id: Uuid,
-    wa_id: String,
-    last_inbound_at: Option<chrono::DateTime<Utc>>,
-    account_status: String,
+pub(crate) struct Target {
+    pub(crate) id: Uuid,
+    pub(crate) account_id: Uuid,
+    pub(crate) wa_id: String,
+    pub(crate) last_inbound_at: Option<chrono::DateTime<Utc>>,
+    pub(crate) account_status: String,
 }
 
-async fn load_target(state: &AppState, org_id: Uuid, conversation_id: Uuid) -> ApiResult<Target> {
+pub(crate) async fn load_target(state: &AppState, org_id: Uuid, conversation_id: Uuid) -> ApiResult<Target> {
     sqlx::query_as(
         "SELECT c.id, c.account_id, ct.wa_id, c.last_inbound_at, a.status AS account_status
            FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
@@ -395,7 +395,7 @@ async fn load_target(state: &AppState, org_id: Uuid, conversation_id: Uuid) -> A
     .ok_or_else(|| ApiError::not_found("Conversation"))
 }
 
-fn window_open(t: &Target) -> bool {
+pub(crate) fn window_open(t: &Target) -> bool {
     t.last_inbound_at.is_some_and(|at| at + SERVICE_WINDOW > Utc::now())
 }
 
@@ -413,20 +413,20 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 /// Everything needed to queue one outbound message.
-struct NewOutbound {
-    org_id: Uuid,
-    target: Target,
-    kind: &'static str,
+pub(crate) struct NewOutbound {
+    pub(crate) org_id: Uuid,
+    pub(crate) target: Target,
+    pub(crate) kind: &'static str,
     /// What the inbox shows (our camelCase shape).
-    content: Value,
+    pub(crate) content: Value,
     /// The Cloud API type object.
-    object: Value,
-    reply_to_wamid: Option<String>,
-    template_name: Option<String>,
-    sent_by: Option<Uuid>,
-    idempotency: Option<(String, String)>,
+    pub(crate) object: Value,
+    pub(crate) reply_to_wamid: Option<String>,
+    pub(crate) template_name: Option<String>,
+    pub(crate) sent_by: Option<Uuid>,
+    pub(crate) idempotency: Option<(String, String)>,
     /// A file stored under BLOB_DIR that the worker uploads to Meta before sending.
-    upload: Option<(String, String, String)>,
+    pub(crate) upload: Option<(String, String, String)>,
 }
 
 /// Returns the message an Idempotency-Key already produced, or an error if the key was used
@@ -458,7 +458,7 @@ pub async fn fetch_message(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResul
 }
 
 /// Inserts the message `queued` and enqueues its send, in one transaction.
-async fn queue(state: &AppState, m: NewOutbound) -> ApiResult<MessageOut> {
+pub(crate) async fn queue(state: &AppState, m: NewOutbound) -> ApiResult<MessageOut> {
     let id = Uuid::new_v4();
     let mut body = json!({
         "messaging_product": "whatsapp",
@@ -466,7 +466,8 @@ async fn queue(state: &AppState, m: NewOutbound) -> ApiResult<MessageOut> {
         "to": m.target.wa_id,
         "type": m.kind,
         // Echoed in Meta's status webhooks: settles a send whose response we never got.
-        "biz_opaque_callback_data": id.to_string(),
+        // `<message id>:<generation>`; a dashboard retry starts a new generation.
+        "biz_opaque_callback_data": format!("{id}:0"),
     });
     body[m.kind] = m.object;
     if let Some(w) = &m.reply_to_wamid {
@@ -528,14 +529,14 @@ async fn queue(state: &AppState, m: NewOutbound) -> ApiResult<MessageOut> {
     fetch_message(state, m.org_id, id).await
 }
 
-fn user_id(auth: &Auth) -> Option<Uuid> {
+pub(crate) fn user_id(auth: &Auth) -> Option<Uuid> {
     match &auth.0 {
         Principal::User(u) => Some(u.id),
         Principal::ApiKey(_) => None,
     }
 }
 
-fn ensure_sendable(target: &Target) -> ApiResult<()> {
+pub(crate) fn ensure_sendable(target: &Target) -> ApiResult<()> {
     if target.account_status == "DISCONNECTED" {
         return Err(ApiError::Conflict("This conversation's WhatsApp number is disconnected".into()));
     }
@@ -668,15 +669,14 @@ async fn reply_wamid(state: &AppState, org_id: Uuid, conversation_id: Uuid, mess
 /// Meta's media limits by type (reference/meta-cloud-api.md section 5).
 fn media_limit(kind: OutboundType, mime: &str) -> Option<u64> {
     const MB: u64 = 1024 * 1024;
-    let ok = match kind {
+    match kind {
         OutboundType::Image => matches!(mime, "image/jpeg" | "image/png").then_some(5 * MB),
         OutboundType::Video => matches!(mime, "video/mp4" | "video/3gpp").then_some(16 * MB),
         OutboundType::Audio => matches!(mime, "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg").then_some(16 * MB),
         OutboundType::Sticker => (mime == "image/webp").then_some(500 * 1024),
         OutboundType::Document => Some(100 * MB),
         _ => None,
-    };
-    ok
+    }
 }
 
 /// Send a media message from an upload (multipart: `file`, optional `type`, `caption`).

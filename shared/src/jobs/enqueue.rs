@@ -72,6 +72,34 @@ where
     enqueue_many_raw(executor, raw).await
 }
 
+macro_rules! bulk_insert_sql {
+    ($on_conflict:literal) => {
+        concat!(
+            r#"
+        WITH ins AS (
+            INSERT INTO jobs (kind, lane, org_id, payload, priority, run_at, state, max_attempts,
+                              unique_key)
+            SELECT u.kind, u.lane, u.org_id, u.payload::jsonb, u.priority,
+                   COALESCE(u.run_at, now()),
+                   CASE WHEN u.run_at > now() THEN 'scheduled' ELSE 'available' END,
+                   u.max_attempts, u.unique_key
+            FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::int2[],
+                        $6::timestamptz[], $7::int4[], $8::text[])
+                 AS u(kind, lane, org_id, payload, priority, run_at, max_attempts, unique_key)
+            "#,
+            $on_conflict,
+            r#"
+            RETURNING id, lane
+        ),
+        notified AS (SELECT pg_notify($9, l.lane) FROM (SELECT DISTINCT lane FROM ins) AS l)
+        SELECT ins.id FROM ins CROSS JOIN (SELECT count(*) FROM notified) AS n
+        "#
+        )
+    };
+}
+const BULK_INSERT: &str = bulk_insert_sql!("");
+const BULK_INSERT_SKIPPING_DUPLICATES: &str = bulk_insert_sql!("ON CONFLICT DO NOTHING");
+
 /// [`enqueue_many`] for already-encoded jobs, possibly of different kinds and lanes.
 pub async fn enqueue_many_raw<'e, E>(executor: E, jobs: Vec<RawJob>) -> Result<Vec<i64>, JobsError>
 where
@@ -100,35 +128,24 @@ where
         max_attempts.push(job.max_attempts);
         unique_keys.push(job.options.unique_key);
     }
-    let ids: Vec<i64> = sqlx::query_scalar(
-        r#"
-        WITH ins AS (
-            INSERT INTO jobs (kind, lane, org_id, payload, priority, run_at, state, max_attempts,
-                              unique_key)
-            SELECT u.kind, u.lane, u.org_id, u.payload::jsonb, u.priority,
-                   COALESCE(u.run_at, now()),
-                   CASE WHEN u.run_at > now() THEN 'scheduled' ELSE 'available' END,
-                   u.max_attempts, u.unique_key
-            FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::int2[],
-                        $6::timestamptz[], $7::int4[], $8::text[])
-                 AS u(kind, lane, org_id, payload, priority, run_at, max_attempts, unique_key)
-            ON CONFLICT DO NOTHING
-            RETURNING id, lane
-        ),
-        notified AS (SELECT pg_notify($9, l.lane) FROM (SELECT DISTINCT lane FROM ins) AS l)
-        SELECT ins.id FROM ins CROSS JOIN (SELECT count(*) FROM notified) AS n
-        "#,
-    )
-    .bind(kinds)
-    .bind(lanes)
-    .bind(orgs)
-    .bind(payloads)
-    .bind(priorities)
-    .bind(run_ats)
-    .bind(max_attempts)
-    .bind(unique_keys)
-    .bind(NOTIFY_CHANNEL)
-    .fetch_all(executor)
-    .await?;
+    // ON CONFLICT makes every row a speculative insertion (about a quarter slower at 100k
+    // rows); only pay for it when a key can conflict.
+    let sql = if unique_keys.iter().any(Option::is_some) {
+        BULK_INSERT_SKIPPING_DUPLICATES
+    } else {
+        BULK_INSERT
+    };
+    let ids: Vec<i64> = sqlx::query_scalar(sql)
+        .bind(kinds)
+        .bind(lanes)
+        .bind(orgs)
+        .bind(payloads)
+        .bind(priorities)
+        .bind(run_ats)
+        .bind(max_attempts)
+        .bind(unique_keys)
+        .bind(NOTIFY_CHANNEL)
+        .fetch_all(executor)
+        .await?;
     Ok(ids)
 }

@@ -107,9 +107,7 @@ pub fn classify_code(code: i64, http_status: u16) -> ErrorClass {
         ErrorClass::RecipientDelay
     } else if ACCOUNT_LEVEL.contains(&code) {
         ErrorClass::AccountLevel
-    } else if RETRYABLE.contains(&code) {
-        ErrorClass::Retryable
-    } else if http_status >= 500 && !(132000..133000).contains(&code) {
+    } else if RETRYABLE.contains(&code) || (http_status >= 500 && !(132000..133000).contains(&code)) {
         ErrorClass::Retryable
     } else {
         ErrorClass::Terminal

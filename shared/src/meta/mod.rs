@@ -127,6 +127,55 @@ impl<T> GraphPage<T> {
     }
 }
 
+/// Meta's management-call budget for one business object, from `x-business-use-case-usage`
+/// (percent of the hourly allowance; throttled at 100) [reference section 3, "BUC"].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BucUsage {
+    pub call_count: u64,
+    pub total_cputime: u64,
+    pub total_time: u64,
+    /// Minutes until calls are allowed again (0 when not throttled).
+    pub minutes_to_regain: u64,
+}
+
+impl BucUsage {
+    /// The highest of the three percentages.
+    pub fn percent(&self) -> u64 {
+        self.call_count.max(self.total_cputime).max(self.total_time)
+    }
+
+    /// Parses the header; with `object_id`, that object's entries (else all), the worst of them.
+    pub fn parse(header: &str, object_id: Option<&str>) -> Option<Self> {
+        let v: Value = serde_json::from_str(header).ok()?;
+        let obj = v.as_object()?;
+        let mut out: Option<BucUsage> = None;
+        for (id, entries) in obj {
+            if object_id.is_some_and(|o| o != id) && obj.contains_key(object_id.unwrap_or_default()) {
+                continue;
+            }
+            for e in entries.as_array().into_iter().flatten() {
+                let n = |k: &str| e[k].as_u64().or_else(|| e[k].as_f64().map(|f| f as u64)).unwrap_or(0);
+                let u = BucUsage {
+                    call_count: n("call_count"),
+                    total_cputime: n("total_cputime"),
+                    total_time: n("total_time"),
+                    minutes_to_regain: n("estimated_time_to_regain_access"),
+                };
+                out = Some(match out {
+                    None => u,
+                    Some(o) => BucUsage {
+                        call_count: o.call_count.max(u.call_count),
+                        total_cputime: o.total_cputime.max(u.total_cputime),
+                        total_time: o.total_time.max(u.total_time),
+                        minutes_to_regain: o.minutes_to_regain.max(u.minutes_to_regain),
+                    },
+                });
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct AccessTokenResponse {
     access_token: String,
@@ -333,6 +382,52 @@ impl MetaClient {
         }
         let _: Value = self.call(req).await?;
         Ok(())
+    }
+
+    /// One page of a WABA's message templates with the requested `fields`, and the
+    /// management-call budget Meta reported with it (`x-business-use-case-usage`), also on
+    /// errors: a throttled caller learns how long to wait.
+    pub async fn list_templates_with_usage(
+        &self,
+        token: &str,
+        waba_id: &str,
+        after: Option<&str>,
+        limit: u32,
+        fields: Option<&str>,
+    ) -> (Result<GraphPage<Value>, MetaError>, Option<BucUsage>) {
+        let mut req = self
+            .request(Method::GET, &format!("{waba_id}/message_templates"), token)
+            .query(&[("limit", limit.to_string())]);
+        if let Some(a) = after {
+            req = req.query(&[("after", a)]);
+        }
+        if let Some(f) = fields {
+            req = req.query(&[("fields", f)]);
+        }
+        let res = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return (Err(transport_error(e)), None),
+        };
+        let usage = res
+            .headers()
+            .get("x-business-use-case-usage")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| BucUsage::parse(v, Some(waba_id)));
+        let status = res.status().as_u16();
+        let body = match res.bytes().await {
+            Ok(b) => b,
+            Err(e) => return (Err(transport_error(e)), usage),
+        };
+        if !(200..300).contains(&status) {
+            let err = match parse_graph_error(status, &body) {
+                Some(g) => MetaError::Graph(g),
+                None => MetaError::Unexpected { status, body: String::from_utf8_lossy(&body).chars().take(500).collect() },
+            };
+            return (Err(err), usage);
+        }
+        let page = serde_json::from_slice(&body)
+            .map_err(|_| MetaError::Unexpected { status, body: String::from_utf8_lossy(&body).chars().take(500).collect() });
+        (page, usage)
     }
 
     /// Any GET on the Graph (e.g. the WABA's `pricing_analytics` field).

@@ -636,6 +636,25 @@ impl Processor<'_> {
                 .map(meta_error)
                 .unwrap_or_else(|| json!({"title": "Failed"}))
         });
+        // A send whose response we never got (timeout) or have not recorded yet (the webhook
+        // won the race): Meta echoes our `biz_opaque_callback_data`, which names the message
+        // and its send generation, so the status settles it. An old generation's late status
+        // (before a dashboard retry) carries another value and is not adopted.
+        if let Some(opaque) = st["biz_opaque_callback_data"].as_str() {
+            if let Some(message_id) = opaque.split(':').next().and_then(|id| Uuid::parse_str(id).ok()) {
+                sqlx::query(
+                    "UPDATE messages SET wamid = $3, hold_reason = NULL
+                      WHERE id = $2 AND account_id = $1 AND wamid IS NULL AND direction = 'OUTBOUND'
+                        AND status = 'queued' AND request->>'biz_opaque_callback_data' = $4",
+                )
+                .bind(account.id)
+                .bind(message_id)
+                .bind(wamid)
+                .bind(opaque)
+                .execute(&mut *self.tx)
+                .await?;
+            }
+        }
         // Forward only: the status moves when the new rank is higher and the message has not
         // failed; the timestamps of the steps a status implies are filled in once.
         let updated: Option<Uuid> = sqlx::query_scalar(
