@@ -41,6 +41,8 @@ pub struct Config {
     pub api_addr: SocketAddr,
     pub meta_graph_url: String,
     pub meta_api_version: String,
+    /// How long one Graph API call may take before it counts as timed out.
+    pub meta_timeout: Duration,
     pub meta_app_id: Option<String>,
     /// Signs the platform app's webhooks (`X-Hub-Signature-256`) and authenticates
     /// Embedded Signup code exchanges.
@@ -153,6 +155,7 @@ impl Config {
                 .trim_end_matches('/')
                 .to_string(),
             meta_api_version: get("META_API_VERSION").unwrap_or_else(|| "v23.0".into()),
+            meta_timeout: Duration::from_millis(parse_or("META_TIMEOUT_MS", get("META_TIMEOUT_MS"), "30000")?),
             meta_app_id: get("META_APP_ID"),
             meta_app_secret: Secret::new(meta_app_secret),
             meta_verify_token: Secret::new(meta_verify_token),

@@ -5,6 +5,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod accounts;
+pub mod campaigns;
 pub mod inbox;
 pub mod jobs;
 pub mod meta;

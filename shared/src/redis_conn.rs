@@ -63,6 +63,33 @@ impl RedisHandle {
         handle
     }
 
+    /// Like [`Self::connect`] without waiting: connects (and keeps retrying) in the background.
+    /// Must be called inside a tokio runtime. Until connected, callers see no connection and
+    /// use their process-local fallbacks.
+    pub fn connect_in_background(config: &Config) -> Self {
+        let Some(url) = config.redis_url.as_ref() else {
+            return Self::disabled();
+        };
+        let Ok(client) = redis::Client::open(url.expose().as_str()) else {
+            tracing::error!("REDIS_URL is invalid; running without Redis");
+            return Self::disabled();
+        };
+        let handle = Self { configured: true, conn: Arc::new(RwLock::new(None)) };
+        let slot = handle.conn.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(50);
+            loop {
+                if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(3), open(&client)).await {
+                    *slot.write().await = Some(conn);
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(3));
+            }
+        });
+        handle
+    }
+
     pub fn is_configured(&self) -> bool {
         self.configured
     }

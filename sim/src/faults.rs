@@ -76,6 +76,9 @@ pub enum FaultAction {
     },
     /// Fail as if the token had expired (190 / 463).
     ExpiredToken,
+    /// Messages only: accept the message (wamid, status webhooks) but close the connection
+    /// instead of answering, so the sender cannot know it went out.
+    LoseResponse,
     /// Media download: answer 404 as for an expired URL.
     MediaExpiredUrl,
     /// Media download: serve different bytes (sha256 mismatch).
@@ -250,7 +253,7 @@ pub async fn apply(sim: &crate::Sim, decision: Decision) -> Result<Option<FaultA
             ..
         } => Err(meta_error(code, subcode, title, details, http_status).into_response()),
         FaultAction::ExpiredToken => Err(GraphError::expired_token().into_response()),
-        FaultAction::MediaExpiredUrl | FaultAction::MediaCorrupt => Ok(Some(action)),
+        FaultAction::MediaExpiredUrl | FaultAction::MediaCorrupt | FaultAction::LoseResponse => Ok(Some(action)),
     }
 }
 

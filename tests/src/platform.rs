@@ -15,7 +15,7 @@ use wharf_shared::{crypto::SecretBox, inbox::jobs::set_media_retry_base};
 use wharf_sim::{
     InboundResult, InboundSpec, NumberSpec, SimHandle, TokenSpec, WabaSpec, WebhookTarget,
 };
-use wharf_worker::{jobs::register_inbox, Registry, WorkerConfig, WorkerDeps};
+use wharf_worker::{jobs::register_domain, Registry, WorkerConfig, WorkerDeps};
 
 use crate::{Resp, TestApp};
 
@@ -49,13 +49,22 @@ fn rand_digit() -> u8 {
 impl Platform {
     /// Simulator + API + worker.
     pub async fn start() -> Self {
-        let mut p = Self::start_without_worker().await;
+        Self::start_with(&[]).await
+    }
+
+    /// Simulator + API (with extra settings, e.g. `("META_TIMEOUT_MS", "1000")`) + worker.
+    pub async fn start_with(settings: &[(&str, &str)]) -> Self {
+        let mut p = Self::start_without_worker_with(settings).await;
         p.start_worker();
         p
     }
 
     /// Simulator + API; no job runs until [`Self::start_worker`].
     pub async fn start_without_worker() -> Self {
+        Self::start_without_worker_with(&[]).await
+    }
+
+    async fn start_without_worker_with(settings: &[(&str, &str)]) -> Self {
         // Media retries in tens of milliseconds, not seconds.
         set_media_retry_base(Duration::from_millis(40));
         let sim = wharf_sim::spawn(wharf_sim::SimConfig {
@@ -70,11 +79,9 @@ impl Platform {
             std::env::temp_dir().join(format!("wharf-blobs-{}", Uuid::new_v4().simple()));
         let graph = sim.base_url();
         let blobs = blob_dir.to_string_lossy().to_string();
-        let app = TestApp::spawn_with(&[
-            ("META_GRAPH_URL", graph.as_str()),
-            ("BLOB_DIR", blobs.as_str()),
-        ])
-        .await;
+        let mut all = vec![("META_GRAPH_URL", graph.as_str()), ("BLOB_DIR", blobs.as_str())];
+        all.extend_from_slice(settings);
+        let app = TestApp::spawn_with(&all).await;
         Self {
             app,
             sim,
@@ -103,7 +110,7 @@ impl Platform {
         })
         .expect("worker config");
         let mut registry = Registry::new();
-        register_inbox(&mut registry, WorkerDeps::from_config(&self.app.config));
+        register_domain(&mut registry, WorkerDeps::from_config(&self.app.config));
         let stop = CancellationToken::new();
         tokio::spawn(wharf_worker::run_with_registry(
             config,

@@ -4,7 +4,9 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use wharf_shared::{crypto::SecretBox, meta::MetaClient, Config};
+use wharf_shared::{
+    crypto::SecretBox, meta::MetaClient, ratelimit::SendLimiter, redis_conn::RedisHandle, Config,
+};
 
 #[derive(Clone)]
 pub struct WorkerDeps(Arc<Inner>);
@@ -13,6 +15,8 @@ pub struct Inner {
     pub meta: MetaClient,
     pub secrets: SecretBox,
     pub blob_dir: PathBuf,
+    /// Meta's per-number and per-recipient send limits, shared by all workers through Redis.
+    pub limiter: SendLimiter,
 }
 
 impl WorkerDeps {
@@ -21,8 +25,23 @@ impl WorkerDeps {
             meta: MetaClient::from_config(config),
             secrets: SecretBox::new(config.secret_key.expose()),
             blob_dir: config.blob_dir.clone(),
+            limiter: SendLimiter::new(
+                RedisHandle::connect_in_background(config),
+                &config.redis_prefix,
+                worker_replicas(),
+            ),
         }))
     }
+}
+
+/// How many worker processes share Meta's limits (`WORKER_REPLICAS`, default 1): when Redis is
+/// unreachable each process falls back to its share of every limit.
+fn worker_replicas() -> u32 {
+    std::env::var("WORKER_REPLICAS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
+        .max(1)
 }
 
 impl std::ops::Deref for WorkerDeps {

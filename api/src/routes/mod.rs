@@ -13,6 +13,7 @@ pub mod health;
 pub mod messages;
 pub mod outbound;
 pub mod profile;
+pub mod templates;
 pub mod users;
 pub mod webhooks;
 pub mod whatsapp_accounts;
@@ -167,4 +168,5 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(whatsapp_accounts::router())
         .merge(outbound::router())
         .merge(failed_messages::router())
+        .merge(templates::router())
 }

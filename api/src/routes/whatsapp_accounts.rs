@@ -488,7 +488,9 @@ async fn update_account(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        tracing::info!(account_id = %id, "access token replaced");
+        // Sends held for the token go out now rather than at their next check.
+        let released = wharf_shared::outbound::release_held(&mut tx, id).await?;
+        tracing::info!(account_id = %id, released, "access token replaced");
     }
     tx.commit().await?;
     Ok(Data::new(fetch_row(&state, org_id, id).await?.into_out(&state)))

@@ -1,9 +1,6 @@
 //! Payloads of the inbox job kinds. They carry ids only; handlers read the rows.
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -43,26 +40,12 @@ impl DownloadMedia {
     }
 }
 
-/// Base of the media retry backoff in milliseconds; 0 = not set (read `MEDIA_RETRY_BASE_MS`,
-/// default 5000).
-static MEDIA_RETRY_BASE_MS: AtomicU64 = AtomicU64::new(0);
+/// Base of the media retry backoff (`MEDIA_RETRY_BASE_MS`, default 5 s).
+pub static MEDIA_RETRY_BASE: backoff::Tunable = backoff::Tunable::new("MEDIA_RETRY_BASE_MS", Duration::from_secs(5));
 
 /// Overrides the base of the media retry backoff for this process (tests use tens of ms).
 pub fn set_media_retry_base(base: Duration) {
-    MEDIA_RETRY_BASE_MS.store((base.as_millis() as u64).max(1), Ordering::Relaxed);
-}
-
-fn media_retry_base() -> Duration {
-    let mut ms = MEDIA_RETRY_BASE_MS.load(Ordering::Relaxed);
-    if ms == 0 {
-        ms = std::env::var("MEDIA_RETRY_BASE_MS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|v| *v > 0)
-            .unwrap_or(5000);
-        MEDIA_RETRY_BASE_MS.store(ms, Ordering::Relaxed);
-    }
-    Duration::from_millis(ms)
+    MEDIA_RETRY_BASE.set(base);
 }
 
 impl JobKind for DownloadMedia {
@@ -73,6 +56,6 @@ impl JobKind for DownloadMedia {
     /// 5 s, 10 s, 20 s … capped at 10 minutes (eight attempts span about ten minutes; Meta keeps
     /// inbound media for 7 days, and retry-media can always start over).
     fn backoff(attempt: i32) -> Duration {
-        backoff::exponential_jitter(attempt, media_retry_base(), Duration::from_secs(600))
+        backoff::exponential_jitter(attempt, MEDIA_RETRY_BASE.get(), Duration::from_secs(600))
     }
 }

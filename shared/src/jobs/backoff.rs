@@ -5,9 +5,47 @@
 //! outage) so they do not return as one thundering herd; with a factor of two per attempt the
 //! delays still grow strictly from one attempt to the next.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use rand::Rng;
+
+/// A duration a job kind reads at run time (a backoff base, a wait): its default, overridden by
+/// an environment variable (milliseconds), or set by a test for this process. Job kinds'
+/// `backoff` is a plain function without configuration, so these carry the knob.
+pub struct Tunable {
+    env: &'static str,
+    default_ms: u64,
+    /// 0 = not read yet.
+    ms: AtomicU64,
+}
+
+impl Tunable {
+    pub const fn new(env: &'static str, default: Duration) -> Self {
+        Self { env, default_ms: default.as_millis() as u64, ms: AtomicU64::new(0) }
+    }
+
+    pub fn get(&self) -> Duration {
+        let mut ms = self.ms.load(Ordering::Relaxed);
+        if ms == 0 {
+            ms = std::env::var(self.env)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(self.default_ms)
+                .max(1);
+            self.ms.store(ms, Ordering::Relaxed);
+        }
+        Duration::from_millis(ms)
+    }
+
+    /// Overrides the value for this process (tests use tens of milliseconds).
+    pub fn set(&self, value: Duration) {
+        self.ms.store((value.as_millis() as u64).max(1), Ordering::Relaxed);
+    }
+}
 
 /// The delay before the retry that follows failed attempt `attempt` (1-based):
 /// `base * 2^(attempt-1)`, capped at `max`, then jittered by ±20 %.

@@ -188,9 +188,13 @@ struct MediaUploadResponse {
 
 impl MetaClient {
     pub fn new(base_url: &str, version: &str) -> Self {
+        Self::with_timeout(base_url, version, Duration::from_secs(30))
+    }
+
+    pub fn with_timeout(base_url: &str, version: &str, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .timeout(timeout)
             .pool_max_idle_per_host(256)
             .build()
             .expect("reqwest client with static settings");
@@ -198,7 +202,7 @@ impl MetaClient {
     }
 
     pub fn from_config(config: &Config) -> Self {
-        Self::new(&config.meta_graph_url, &config.meta_api_version)
+        Self::with_timeout(&config.meta_graph_url, &config.meta_api_version, config.meta_timeout)
     }
 
     /// `{base}/{version}/{path}`.

@@ -11,6 +11,16 @@ use uuid::Uuid;
 
 use crate::jobs::{self, backoff, JobKind, Lane, NewJob};
 
+/// Base of the send retry backoff (`SEND_RETRY_BASE_MS`, default 2 s).
+pub static SEND_RETRY_BASE: backoff::Tunable = backoff::Tunable::new("SEND_RETRY_BASE_MS", Duration::from_secs(2));
+/// How long a send whose outcome is unknown (timeout after the request left) waits for Meta's
+/// status webhook before it is sent again (`SEND_UNKNOWN_OUTCOME_WAIT_MS`, default 30 s).
+pub static UNKNOWN_OUTCOME_WAIT: backoff::Tunable =
+    backoff::Tunable::new("SEND_UNKNOWN_OUTCOME_WAIT_MS", Duration::from_secs(30));
+/// How often a message held for a new token checks again (`SEND_HOLD_RECHECK_MS`, default
+/// 60 s); saving a new token wakes held messages at once anyway.
+pub static HOLD_RECHECK: backoff::Tunable = backoff::Tunable::new("SEND_HOLD_RECHECK_MS", Duration::from_secs(60));
+
 /// Sends one outbound message (`messages.id`). Never sends a message that has a wamid.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendMessage {
@@ -34,7 +44,7 @@ impl JobKind for SendMessage {
     const MAX_ATTEMPTS: i32 = 8;
 
     fn backoff(attempt: i32) -> Duration {
-        backoff::exponential_jitter(attempt, Duration::from_secs(2), Duration::from_secs(300))
+        backoff::exponential_jitter(attempt, SEND_RETRY_BASE.get(), Duration::from_secs(300))
     }
 }
 

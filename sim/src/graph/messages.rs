@@ -196,6 +196,7 @@ fn process(
             WindowMode::Off => {}
         }
     }
+    let lose_response = matches!(injected, Some(FaultAction::LoseResponse));
     if let Some(FaultAction::MetaError {
         code,
         subcode,
@@ -289,12 +290,16 @@ fn process(
     if checked.template.is_some() {
         message["message_status"] = "accepted".into();
     }
-    Ok(Json(json!({
+    let mut response = Json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{"input": to_raw, "wa_id": to}],
         "messages": [message],
     }))
-    .into_response())
+    .into_response();
+    if lose_response {
+        response.extensions_mut().insert(faults::DropConnection);
+    }
+    Ok(response)
 }
 
 /// Counts a fault-injected answer: Meta error codes as rejections (and in the received

@@ -7,10 +7,12 @@ pub mod diag;
 pub mod download_media;
 pub mod maintenance;
 pub mod process_webhook;
+pub mod send_message;
 
 use wharf_shared::{
     inbox::jobs::{DownloadMedia, ProcessWebhook},
     jobs::builtin::{DiagFail, DiagNoop, DiagSleep, DiagSnooze, PruneJobs},
+    outbound::SendMessage,
 };
 
 use crate::{config::WorkerConfig, registry::Registry};
@@ -33,12 +35,26 @@ pub fn registry(config: &WorkerConfig) -> Registry {
     // Domain kinds need the shared configuration (Meta URL, secret key, blob directory).
     // TODO(job-runtime owner): thread `Config` into `run` instead of reading it here.
     match wharf_shared::Config::from_env() {
-        Ok(shared) => register_inbox(&mut registry, crate::deps::WorkerDeps::from_config(&shared)),
+        Ok(shared) => register_domain(&mut registry, crate::deps::WorkerDeps::from_config(&shared)),
         Err(e) => {
-            tracing::error!(error = %e, "inbox job kinds not registered: configuration is invalid")
+            tracing::error!(error = %e, "domain job kinds not registered: configuration is invalid")
         }
     }
     registry
+}
+
+/// Registers every domain kind (inbox, outbound, ...) with their dependencies. Tests that run
+/// a worker in-process call this with their own configuration.
+pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
+    register_inbox(registry, deps.clone());
+    register_outbound(registry, deps);
+}
+
+/// Registers the outbound kinds (`send_message`).
+pub fn register_outbound(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
+    registry.register::<SendMessage, _, _>(move |ctx, payload| {
+        send_message::run(ctx, deps.clone(), payload)
+    });
 }
 
 /// Registers the inbox kinds (`process_webhook`, `download_media`) with their dependencies.

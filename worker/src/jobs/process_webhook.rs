@@ -641,7 +641,11 @@ impl Processor<'_> {
         // and its send generation, so the status settles it. An old generation's late status
         // (before a dashboard retry) carries another value and is not adopted.
         if let Some(opaque) = st["biz_opaque_callback_data"].as_str() {
-            if let Some(message_id) = opaque.split(':').next().and_then(|id| Uuid::parse_str(id).ok()) {
+            if let Some(message_id) = opaque
+                .split(':')
+                .next()
+                .and_then(|id| Uuid::parse_str(id).ok())
+            {
                 sqlx::query(
                     "UPDATE messages SET wamid = $3, hold_reason = NULL
                       WHERE id = $2 AND account_id = $1 AND wamid IS NULL AND direction = 'OUTBOUND'

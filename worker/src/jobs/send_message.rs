@@ -23,7 +23,7 @@ use wharf_shared::{
     accounts::{self, raise_alert, Alert},
     jobs::JobOutcome,
     meta::{ErrorClass, MetaError},
-    outbound::SendMessage,
+    outbound::{SendMessage, HOLD_RECHECK, UNKNOWN_OUTCOME_WAIT},
     ratelimit::{Bucket, Decision},
 };
 
@@ -31,10 +31,6 @@ use crate::{deps::WorkerDeps, registry::JobContext};
 
 /// Waits shorter than this are slept in place; longer ones defer the job.
 const SLEEP_IN_PLACE: Duration = Duration::from_millis(250);
-/// How long a send with an unknown outcome waits for Meta's status webhook before resending.
-const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(30);
-/// How often a message held for a new token checks again (a token update wakes it at once).
-const HOLD_RECHECK: Duration = Duration::from_secs(60);
 /// Pair-rate refusals (131056) before the message is failed as retryable.
 const MAX_PAIR_DELAYS: i64 = 6;
 /// Sends of one message in all, counting the outcome-unknown waits that spend no job attempt.
@@ -67,7 +63,11 @@ struct AttemptRecord<'a> {
     error: Option<&'a MetaError>,
 }
 
-pub async fn run(ctx: JobContext, deps: WorkerDeps, job: SendMessage) -> anyhow::Result<JobOutcome> {
+pub async fn run(
+    ctx: JobContext,
+    deps: WorkerDeps,
+    job: SendMessage,
+) -> anyhow::Result<JobOutcome> {
     let pool = &ctx.pool;
     let row: Option<Row> = sqlx::query_as(
         "SELECT m.org_id, m.wamid, m.status, m.request, m.hold_reason, m.discarded_at, m.send_attempts, m.blob_path,
@@ -91,37 +91,67 @@ pub async fn run(ctx: JobContext, deps: WorkerDeps, job: SendMessage) -> anyhow:
         return Ok(JobOutcome::Complete);
     }
     let Some(request) = m.request.clone() else {
-        fail(pool, &job, m.org_id, m.send_attempts, None, "Message has no request body", false).await?;
+        fail(
+            pool,
+            &job,
+            m.org_id,
+            m.send_attempts,
+            None,
+            "Message has no request body",
+            false,
+        )
+        .await?;
         return Ok(JobOutcome::Discard("message has no request body".into()));
     };
     if m.hold_reason.as_deref() == Some("outcome_unknown") {
         if let Some(at) = m.last_attempt_at {
             let waited = (Utc::now() - at).to_std().unwrap_or_default();
-            if waited < UNKNOWN_OUTCOME_WAIT {
-                return Ok(JobOutcome::snooze_for(UNKNOWN_OUTCOME_WAIT - waited));
+            if waited < UNKNOWN_OUTCOME_WAIT.get() {
+                return Ok(JobOutcome::snooze_for(UNKNOWN_OUTCOME_WAIT.get() - waited));
             }
         }
         tracing::info!(message_id = %job.message_id, "no status webhook settled the unknown outcome; sending again");
     }
 
     let Some(account) = accounts::credentials(pool, &deps.secrets, job.account_id).await? else {
-        fail(pool, &job, m.org_id, m.send_attempts, None, "The WhatsApp account no longer exists", false).await?;
+        fail(
+            pool,
+            &job,
+            m.org_id,
+            m.send_attempts,
+            None,
+            "The WhatsApp account no longer exists",
+            false,
+        )
+        .await?;
         return Ok(JobOutcome::Discard("account missing".into()));
     };
     match account.status.as_str() {
         "DISCONNECTED" => {
-            fail(pool, &job, m.org_id, m.send_attempts, None, "The WhatsApp number was disconnected", true).await?;
+            fail(
+                pool,
+                &job,
+                m.org_id,
+                m.send_attempts,
+                None,
+                "The WhatsApp number was disconnected",
+                true,
+            )
+            .await?;
             return Ok(JobOutcome::Discard("account disconnected".into()));
         }
         "NEEDS_REAUTH" => {
             hold(pool, job.message_id, "token_invalid").await?;
-            return Ok(JobOutcome::snooze_for(HOLD_RECHECK));
+            return Ok(JobOutcome::snooze_for(HOLD_RECHECK.get()));
         }
         _ => {}
     }
 
     let to = request["to"].as_str().unwrap_or_default().to_string();
-    let rate = f64::from(m.messages_per_second.unwrap_or_else(|| accounts::rate_for_level(m.throughput_level.as_deref())));
+    let rate = f64::from(
+        m.messages_per_second
+            .unwrap_or_else(|| accounts::rate_for_level(m.throughput_level.as_deref())),
+    );
     let number = Bucket::number(&account.phone_number_id, rate);
     let buckets = [number.clone(), Bucket::pair(&account.phone_number_id, &to)];
     loop {
@@ -135,7 +165,15 @@ pub async fn run(ctx: JobContext, deps: WorkerDeps, job: SendMessage) -> anyhow:
     let mut request = request;
     if let Some(blob) = &m.blob_path {
         if request[&m.kind]["id"].is_null() && request[&m.kind]["link"].is_null() {
-            match upload(&deps, &account, blob, m.mime_type.as_deref(), m.filename.as_deref()).await {
+            match upload(
+                &deps,
+                &account,
+                blob,
+                m.mime_type.as_deref(),
+                m.filename.as_deref(),
+            )
+            .await
+            {
                 Ok(media_id) => {
                     request[&m.kind]["id"] = json!(media_id);
                     sqlx::query("UPDATE messages SET request = $2, media_id = $3 WHERE id = $1")
@@ -150,7 +188,15 @@ pub async fn run(ctx: JobContext, deps: WorkerDeps, job: SendMessage) -> anyhow:
         }
     }
 
-    match deps.meta.send_message(account.access_token.expose(), &account.phone_number_id, &request).await {
+    match deps
+        .meta
+        .send_message(
+            account.access_token.expose(),
+            &account.phone_number_id,
+            &request,
+        )
+        .await
+    {
         Ok(resp) => {
             let wamid = resp.wamid().unwrap_or_default().to_string();
             let mut tx = pool.begin().await?;
@@ -167,8 +213,18 @@ pub async fn run(ctx: JobContext, deps: WorkerDeps, job: SendMessage) -> anyhow:
             .bind(&wamid)
             .execute(&mut *tx)
             .await?;
-            record(&mut tx, &job, m.org_id, m.send_attempts + 1, AttemptRecord { outcome: "sent", wamid: Some(&wamid), error: None })
-                .await?;
+            record(
+                &mut tx,
+                &job,
+                m.org_id,
+                m.send_attempts + 1,
+                AttemptRecord {
+                    outcome: "sent",
+                    wamid: Some(&wamid),
+                    error: None,
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok(JobOutcome::Complete)
         }
@@ -183,10 +239,12 @@ async fn upload(
     mime: Option<&str>,
     filename: Option<&str>,
 ) -> Result<String, MetaError> {
-    let bytes = tokio::fs::read(deps.blob_dir.join(blob)).await.map_err(|e| MetaError::Transport {
-        message: format!("stored upload unreadable: {e}"),
-        request_sent: false,
-    })?;
+    let bytes = tokio::fs::read(deps.blob_dir.join(blob))
+        .await
+        .map_err(|e| MetaError::Transport {
+            message: format!("stored upload unreadable: {e}"),
+            request_sent: false,
+        })?;
     deps.meta
         .upload_media(
             account.access_token.expose(),
@@ -220,7 +278,18 @@ async fn handle_error(
         }
         (ErrorClass::RecipientDelay, _) => {
             let mut tx = pool.begin().await?;
-            record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "retry", wamid: None, error: Some(&err) }).await?;
+            record(
+                &mut tx,
+                job,
+                m.org_id,
+                attempt,
+                AttemptRecord {
+                    outcome: "retry",
+                    wamid: None,
+                    error: Some(&err),
+                },
+            )
+            .await?;
             tx.commit().await?;
             if m.pair_delays + 1 >= MAX_PAIR_DELAYS {
                 fail(pool, job, m.org_id, attempt, Some(&err), "", true).await?;
@@ -233,7 +302,18 @@ async fn handle_error(
         (ErrorClass::AccountLevel, Some(0 | 190)) => {
             let reason = format!("{} ({})", err.title(), code.unwrap_or(0));
             let mut tx = pool.begin().await?;
-            record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "held", wamid: None, error: Some(&err) }).await?;
+            record(
+                &mut tx,
+                job,
+                m.org_id,
+                attempt,
+                AttemptRecord {
+                    outcome: "held",
+                    wamid: None,
+                    error: Some(&err),
+                },
+            )
+            .await?;
             sqlx::query(
                 "UPDATE whatsapp_accounts SET status = 'NEEDS_REAUTH', status_reason = $2 WHERE id = $1 AND status = 'CONNECTED'",
             )
@@ -259,7 +339,7 @@ async fn handle_error(
             )
             .await?;
             tx.commit().await?;
-            Ok(JobOutcome::snooze_for(HOLD_RECHECK))
+            Ok(JobOutcome::snooze_for(HOLD_RECHECK.get()))
         }
         (_, Some(131048)) => {
             // Spam rate limit: stop bulk traffic from this number and tell a human.
@@ -287,7 +367,18 @@ async fn handle_error(
         }
         (ErrorClass::Retryable, _) if err.outcome_unknown() => {
             let mut tx = pool.begin().await?;
-            record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "unknown", wamid: None, error: Some(&err) }).await?;
+            record(
+                &mut tx,
+                job,
+                m.org_id,
+                attempt,
+                AttemptRecord {
+                    outcome: "unknown",
+                    wamid: None,
+                    error: Some(&err),
+                },
+            )
+            .await?;
             sqlx::query("UPDATE messages SET hold_reason = 'outcome_unknown', send_attempts = send_attempts + 1 WHERE id = $1")
                 .bind(job.message_id)
                 .execute(&mut *tx)
@@ -295,16 +386,22 @@ async fn handle_error(
             tx.commit().await?;
             if last_try || attempt >= MAX_TOTAL_ATTEMPTS {
                 fail(pool, job, m.org_id, attempt, Some(&err), "", true).await?;
-                return Ok(JobOutcome::Discard("outcome unknown after the last attempt".into()));
+                return Ok(JobOutcome::Discard(
+                    "outcome unknown after the last attempt".into(),
+                ));
             }
             // Wait for Meta's status webhook to settle it; the attempt is not spent on waiting.
-            Ok(JobOutcome::snooze_for(UNKNOWN_OUTCOME_WAIT))
+            Ok(JobOutcome::snooze_for(UNKNOWN_OUTCOME_WAIT.get()))
         }
         (ErrorClass::Retryable, _) => retry_or_fail(pool, job, m, attempt, &err, last_try).await,
         (class, _) => {
-            let retryable = class == ErrorClass::AccountLevel || matches!(code, Some(131049 | 131000));
+            let retryable =
+                class == ErrorClass::AccountLevel || matches!(code, Some(131049 | 131000));
             fail(pool, job, m.org_id, attempt, Some(&err), "", retryable).await?;
-            Ok(JobOutcome::Discard(format!("terminal Meta error {}", code.unwrap_or(0))))
+            Ok(JobOutcome::Discard(format!(
+                "terminal Meta error {}",
+                code.unwrap_or(0)
+            )))
         }
     }
 }
@@ -319,10 +416,23 @@ async fn retry_or_fail(
 ) -> anyhow::Result<JobOutcome> {
     if last_try {
         fail(pool, job, m.org_id, attempt, Some(err), "", true).await?;
-        return Ok(JobOutcome::Discard(format!("gave up after {attempt} attempts: {err}")));
+        return Ok(JobOutcome::Discard(format!(
+            "gave up after {attempt} attempts: {err}"
+        )));
     }
     let mut tx = pool.begin().await?;
-    record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "retry", wamid: None, error: Some(err) }).await?;
+    record(
+        &mut tx,
+        job,
+        m.org_id,
+        attempt,
+        AttemptRecord {
+            outcome: "retry",
+            wamid: None,
+            error: Some(err),
+        },
+    )
+    .await?;
     sqlx::query("UPDATE messages SET send_attempts = send_attempts + 1 WHERE id = $1")
         .bind(job.message_id)
         .execute(&mut *tx)
@@ -353,7 +463,9 @@ async fn fail(
     retryable: bool,
 ) -> anyhow::Result<()> {
     let error = match err {
-        Some(e) => json!({"code": e.code(), "title": e.title(), "message": e.to_string(), "details": e.details()}),
+        Some(e) => {
+            json!({"code": e.code(), "title": e.title(), "message": e.to_string(), "details": e.details()})
+        }
         None => json!({"code": null, "title": reason, "message": reason, "details": null}),
     };
     let mut tx = pool.begin().await?;
@@ -369,7 +481,18 @@ async fn fail(
     .bind(attempt)
     .execute(&mut *tx)
     .await?;
-    record(&mut tx, job, org_id, attempt, AttemptRecord { outcome: "failed", wamid: None, error: err }).await?;
+    record(
+        &mut tx,
+        job,
+        org_id,
+        attempt,
+        AttemptRecord {
+            outcome: "failed",
+            wamid: None,
+            error: err,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
