@@ -132,6 +132,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<wharf_shared::jobs::JobsError> for ApiError {
+    fn from(err: wharf_shared::jobs::JobsError) -> Self {
+        use wharf_shared::jobs::JobsError;
+        match err {
+            JobsError::Database(e) => e.into(),
+            JobsError::Conflict(m) => ApiError::Conflict(m),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
 /// Maps a unique violation on `constraint` to a 409 with `message`; other errors pass through.
 pub trait OnConflict<T> {
     fn on_conflict(self, constraint: &str, message: &str) -> ApiResult<T>;

@@ -54,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", routes::api_v1())
         .split_for_parts();
     api.merge(routes::docs::router(spec))
+        .merge(routes::metrics::router())
         .merge(routes::webhooks::router())
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

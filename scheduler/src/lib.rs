@@ -155,3 +155,13 @@ async fn sleep_or_stop(d: Duration, stop: &CancellationToken) -> bool {
         _ = stop.cancelled() => false,
     }
 }
+
+/// What the `scheduler` binary runs: configuration from the environment, shutdown on SIGTERM or
+/// Ctrl-C. Test crates build the same entry point into their own binaries to run real
+/// processes (kill -9, SIGTERM, several replicas).
+pub async fn main_from_env() -> anyhow::Result<()> {
+    wharf_shared::telemetry::init(wharf_shared::telemetry::format_from_env(), "info,sqlx=warn");
+    let config = wharf_shared::Config::from_env()?;
+    let settings = SchedulerConfig::from_env(&config)?;
+    run(settings, wharf_shared::shutdown::on_signal()).await
+}

@@ -80,15 +80,43 @@ pub enum TableError {
 const DEFAULTS: &[(&str, &str)] = &[
     // Hourly, at minute 7 (away from the top of the hour, when everyone's cron fires).
     ("prune_jobs", "0 7 * * * *"),
-    // Later: ("sync_templates", "0 */30 * * * *"), ("idle_agents", "0 * * * * *"), ...
+    // Later: ("idle_agents", "0 * * * * *"), ...
 ];
+
+/// `templates_sync`: every `TEMPLATE_SYNC_INTERVAL_SECS` (default 1800 = every 30 minutes),
+/// as a cron expression (`SCHEDULER_CRON` can still override it). Intervals that do not
+/// divide a minute, an hour or a day are rounded to the nearest one that does.
+fn template_sync_expression() -> String {
+    let secs: u64 = std::env::var("TEMPLATE_SYNC_INTERVAL_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(1800);
+    interval_expression(secs)
+}
+
+fn interval_expression(secs: u64) -> String {
+    let nearest = |value: u64, divisors: &[u64]| {
+        *divisors.iter().min_by_key(|d| d.abs_diff(value)).expect("divisors")
+    };
+    if secs < 60 {
+        format!("*/{} * * * * *", nearest(secs, &[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30]))
+    } else if secs < 3600 {
+        // Minute 3 of the cycle, away from the top of the hour.
+        let m = nearest(secs / 60, &[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30]);
+        format!("0 {}/{m} * * * *", 3 % m)
+    } else {
+        let h = nearest(secs / 3600, &[1, 2, 3, 4, 6, 8, 12, 24]);
+        if h == 24 { "0 3 4 * * *".to_string() } else { format!("0 3 */{h} * * *") }
+    }
+}
 
 /// Builds the table: defaults, with `overrides` (the parsed `SCHEDULER_CRON`) applied.
 pub fn table(overrides: &HashMap<String, String>) -> Result<Vec<CronEntry>, TableError> {
     let known: Vec<&str> = DEFAULTS
         .iter()
         .map(|(n, _)| *n)
-        .chain(["diag_noop"])
+        .chain(["templates_sync", "diag_noop"])
         .collect();
     if let Some(unknown) = overrides.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(TableError::Override(format!(
@@ -99,7 +127,8 @@ pub fn table(overrides: &HashMap<String, String>) -> Result<Vec<CronEntry>, Tabl
         let default = DEFAULTS
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, e)| e.to_string());
+            .map(|(_, e)| e.to_string())
+            .or_else(|| (name == "templates_sync").then(template_sync_expression));
         match overrides.get(name) {
             Some(e) if e.trim() == "off" => None,
             Some(e) => Some(e.clone()),
@@ -110,6 +139,11 @@ pub fn table(overrides: &HashMap<String, String>) -> Result<Vec<CronEntry>, Tabl
     if let Some(e) = expression("prune_jobs") {
         entries.push(CronEntry::new("prune_jobs", &e, || {
             NewJob::new(PruneJobs::default())
+        })?);
+    }
+    if let Some(e) = expression("templates_sync") {
+        entries.push(CronEntry::new("templates_sync", &e, || {
+            NewJob::new(wharf_shared::templates::SyncAll {})
         })?);
     }
     if let Some(e) = expression("diag_noop") {
@@ -141,9 +175,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn template_sync_intervals() {
+        assert_eq!(interval_expression(1800), "0 3/30 * * * *");
+        assert_eq!(interval_expression(300), "0 3/5 * * * *");
+        assert_eq!(interval_expression(10), "*/10 * * * * *");
+        assert_eq!(interval_expression(7200), "0 3 */2 * * *");
+        for s in [1, 59, 60, 1800, 3599, 3600, 86_400, 1_000_000] {
+            Schedule::from_str(&interval_expression(s)).unwrap();
+        }
+    }
+
+    #[test]
     fn default_table_prunes_hourly() {
         let t = table(&HashMap::new()).unwrap();
-        assert_eq!(t.len(), 1);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].name, "templates_sync");
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 10, 30, 0).unwrap();
         assert_eq!(
             t[0].latest_tick(now),
@@ -169,7 +215,7 @@ mod tests {
 
     #[test]
     fn overrides_change_disable_and_validate() {
-        let o = parse_overrides("prune_jobs=off; diag_noop=* * * * * *").unwrap();
+        let o = parse_overrides("prune_jobs=off; templates_sync=off; diag_noop=* * * * * *").unwrap();
         let t = table(&o).unwrap();
         assert_eq!(
             t.iter().map(|e| e.name).collect::<Vec<_>>(),

@@ -18,3 +18,13 @@ pub use config::WorkerConfig;
 pub use deps::WorkerDeps;
 pub use registry::{JobContext, Registry};
 pub use runtime::{run, run_with_registry};
+
+/// What the `worker` binary runs: configuration from the environment, shutdown on SIGTERM or
+/// Ctrl-C. Test crates build the same entry point into their own binaries to run real
+/// processes (kill -9, SIGTERM, several replicas).
+pub async fn main_from_env() -> anyhow::Result<()> {
+    wharf_shared::telemetry::init(wharf_shared::telemetry::format_from_env(), "info,sqlx=warn");
+    let config = wharf_shared::Config::from_env()?;
+    let settings = WorkerConfig::from_env(&config)?;
+    run(settings, wharf_shared::shutdown::on_signal()).await
+}

@@ -2,6 +2,7 @@
 //! whose handlers carry `#[utoipa::path]`, so the OpenAPI document is generated from the code
 //! that serves it.
 
+pub mod admin_jobs;
 pub mod admin_orgs;
 pub mod api_keys;
 pub mod auth;
@@ -11,6 +12,7 @@ pub mod docs;
 pub mod failed_messages;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod outbound;
 pub mod profile;
 pub mod templates;
@@ -162,6 +164,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(api_keys::router())
         .merge(admin_orgs::router())
+        .merge(admin_jobs::router())
         .merge(conversations::router())
         .merge(contacts::router())
         .merge(messages::router())

@@ -551,7 +551,7 @@ async fn create_draft(
 /// `PUT /templates/{id}/draft`: any field, the rest stays.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DraftUpdate {
+pub struct TemplateDraftUpdate {
     pub name: Option<String>,
     pub category: Option<String>,
     pub language: Option<String>,
@@ -560,7 +560,7 @@ pub struct DraftUpdate {
     pub components: Option<Value>,
 }
 
-impl Validate for DraftUpdate {
+impl Validate for TemplateDraftUpdate {
     fn validate(&self, _: &mut Violations) {}
 }
 
@@ -582,13 +582,13 @@ fn require_status(row: &TemplateRow, allowed: &[&str], action: &str) -> ApiResul
 }
 
 /// Update a DRAFT template locally.
-#[utoipa::path(put, path = "/templates/{id}/draft", tag = "templates", request_body = DraftUpdate,
+#[utoipa::path(put, path = "/templates/{id}/draft", tag = "templates", request_body = TemplateDraftUpdate,
     responses((status = 200, body = Data<TemplateOut>), (status = 404), (status = 409), (status = 422)))]
 async fn update_draft(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    ValidJson(body): ValidJson<DraftUpdate>,
+    ValidJson(body): ValidJson<TemplateDraftUpdate>,
 ) -> ApiResult<Json<Data<TemplateOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let mut row = fetch_path(&state, org_id, &id).await?;
@@ -669,26 +669,26 @@ async fn submit_draft(State(state): State<AppState>, auth: Auth, Path(id): Path<
 /// `PUT /templates/{id}`: new components (and, unless approved, a new category).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct EditRequest {
+pub struct TemplateEditRequest {
     #[schema(value_type = Vec<Object>)]
     pub components: Value,
     pub category: Option<String>,
 }
 
-impl Validate for EditRequest {
+impl Validate for TemplateEditRequest {
     fn validate(&self, _: &mut Violations) {}
 }
 
 /// Edit a template's components at Meta. Only APPROVED, REJECTED and PAUSED templates can be
 /// edited, and an approved template's category cannot change. 202: a job sends the edit (the
 /// template then goes back to PENDING review at Meta).
-#[utoipa::path(put, path = "/templates/{id}", tag = "templates", request_body = EditRequest,
+#[utoipa::path(put, path = "/templates/{id}", tag = "templates", request_body = TemplateEditRequest,
     responses((status = 202, body = Data<TemplateOut>), (status = 404), (status = 409), (status = 422)))]
 async fn edit_template(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    ValidJson(body): ValidJson<EditRequest>,
+    ValidJson(body): ValidJson<TemplateEditRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let row = fetch_path(&state, org_id, &id).await?;
@@ -751,20 +751,20 @@ async fn edit_template(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DuplicateRequest {
+pub struct TemplateDuplicateRequest {
     /// The copy's name; default `<name>_copy` (then `_copy_2`, ...).
     pub name: Option<String>,
     pub language: Option<String>,
 }
 
 /// Duplicate a template as a DRAFT with a new name.
-#[utoipa::path(post, path = "/templates/{id}/duplicate", tag = "templates", request_body(content = DuplicateRequest, description = "optional"),
+#[utoipa::path(post, path = "/templates/{id}/duplicate", tag = "templates", request_body(content = TemplateDuplicateRequest, description = "optional"),
     responses((status = 201, body = Data<TemplateOut>), (status = 404), (status = 409), (status = 422)))]
 async fn duplicate(State(state): State<AppState>, auth: Auth, Path(id): Path<String>, body: Bytes) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let row = fetch_path(&state, org_id, &id).await?;
-    let req: DuplicateRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        DuplicateRequest { name: None, language: None }
+    let req: TemplateDuplicateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TemplateDuplicateRequest { name: None, language: None }
     } else {
         parse_json(&body)?
     };
@@ -888,7 +888,7 @@ async fn delete_at_meta(State(state): State<AppState>, auth: Auth, Path(id): Pat
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum BulkAction {
+pub enum TemplateBulkAction {
     /// Soft-delete (REMOVED here).
     Delete,
     /// Submit drafts to Meta.
@@ -909,12 +909,12 @@ pub struct TemplateFilter {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct BulkRequest {
-    pub action: BulkAction,
+pub struct TemplateBulkRequest {
+    pub action: TemplateBulkAction,
     pub selection: Selection<TemplateFilter>,
 }
 
-impl Validate for BulkRequest {
+impl Validate for TemplateBulkRequest {
     fn validate(&self, v: &mut Violations) {
         self.selection.check(v);
         if let Some(s) = self.selection.filter.as_ref().and_then(|f| f.status.as_deref()) {
@@ -926,18 +926,18 @@ impl Validate for BulkRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BulkSkip {
+pub struct TemplateBulkSkip {
     pub id: Uuid,
     pub reason: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct BulkResult {
+pub struct TemplateBulkResult {
     pub matched: usize,
     pub affected: usize,
     /// Templates the action does not apply to, with why.
-    pub skipped: Vec<BulkSkip>,
+    pub skipped: Vec<TemplateBulkSkip>,
 }
 
 fn api_error_reason(e: &ApiError) -> String {
@@ -951,13 +951,13 @@ fn api_error_reason(e: &ApiError) -> String {
 
 /// Bulk actions on templates (admin only): `delete` (soft), `submit` (drafts), `delete_meta`,
 /// on a list of ids or on everything a filter matches (the list's filter).
-#[utoipa::path(post, path = "/templates/bulk", tag = "templates", request_body = BulkRequest,
-    responses((status = 200, body = Data<BulkResult>), (status = 403), (status = 422)))]
+#[utoipa::path(post, path = "/templates/bulk", tag = "templates", request_body = TemplateBulkRequest,
+    responses((status = 200, body = Data<TemplateBulkResult>), (status = 403), (status = 422)))]
 async fn bulk(
     State(state): State<AppState>,
     auth: Auth,
-    ValidJson(body): ValidJson<BulkRequest>,
-) -> ApiResult<Json<Data<BulkResult>>> {
+    ValidJson(body): ValidJson<TemplateBulkRequest>,
+) -> ApiResult<Json<Data<TemplateBulkResult>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let rows: Vec<TemplateRow> = match body.selection.mode {
         SelectionMode::Ids => {
@@ -989,7 +989,7 @@ async fn bulk(
     let mut affected = 0;
     let mut skipped = Vec::new();
     match body.action {
-        BulkAction::Delete => {
+        TemplateBulkAction::Delete => {
             let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
             affected = sqlx::query(
                 "UPDATE message_templates SET status = 'REMOVED', deleted_at = COALESCE(deleted_at, now())
@@ -1001,19 +1001,19 @@ async fn bulk(
             .await?
             .rows_affected() as usize;
         }
-        BulkAction::Submit => {
+        TemplateBulkAction::Submit => {
             for row in &rows {
                 match submit_row(&state, org_id, row).await {
                     Ok(()) => affected += 1,
                     Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
-                    Err(e) => skipped.push(BulkSkip { id: row.id, reason: api_error_reason(&e) }),
+                    Err(e) => skipped.push(TemplateBulkSkip { id: row.id, reason: api_error_reason(&e) }),
                 }
             }
         }
-        BulkAction::DeleteMeta => {
+        TemplateBulkAction::DeleteMeta => {
             for row in &rows {
                 if row.status == "REMOVED" || row.status == "PENDING_DELETION" {
-                    skipped.push(BulkSkip { id: row.id, reason: format!("already {}", row.status) });
+                    skipped.push(TemplateBulkSkip { id: row.id, reason: format!("already {}", row.status) });
                     continue;
                 }
                 let mut tx = state.db.begin().await?;
@@ -1023,19 +1023,19 @@ async fn bulk(
                         affected += 1;
                     }
                     Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
-                    Err(e) => skipped.push(BulkSkip { id: row.id, reason: api_error_reason(&e) }),
+                    Err(e) => skipped.push(TemplateBulkSkip { id: row.id, reason: api_error_reason(&e) }),
                 }
             }
         }
     }
-    Ok(Data::new(BulkResult { matched, affected, skipped }))
+    Ok(Data::new(TemplateBulkResult { matched, affected, skipped }))
 }
 
 // ---- header media -----------------------------------------------------------------------------
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct UploadOut {
+pub struct TemplateUploadOut {
     /// Put this in the header's `example.header_handle` (our own handle: the file is stored
     /// here and served at `/templates/{id}/header-media` once a template uses it).
     pub handle: String,
@@ -1058,7 +1058,7 @@ fn header_limit(mime: &str) -> Option<u64> {
 /// ≤100 MB). Returns the handle to use as the header's example.
 #[utoipa::path(post, path = "/templates/upload-media", tag = "templates",
     request_body(content_type = "multipart/form-data", description = "file"),
-    responses((status = 201, body = Data<UploadOut>), (status = 413), (status = 422)))]
+    responses((status = 201, body = Data<TemplateUploadOut>), (status = 413), (status = 422)))]
 async fn upload_media(State(state): State<AppState>, auth: Auth, mut multipart: Multipart) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let mut file: Option<(Bytes, String, String)> = None;
@@ -1105,7 +1105,7 @@ async fn upload_media(State(state): State<AppState>, auth: Auth, mut multipart: 
     .bind(bytes.len() as i64)
     .execute(&state.db)
     .await?;
-    Ok((StatusCode::CREATED, Data::new(UploadOut { handle, mime_type: mime, size: bytes.len(), filename })))
+    Ok((StatusCode::CREATED, Data::new(TemplateUploadOut { handle, mime_type: mime, size: bytes.len(), filename })))
 }
 
 /// Serve a template's header file. Public (no credentials), like the seed: it is the link
@@ -1143,7 +1143,7 @@ impl Validate for SyncQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SyncOut {
+pub struct TemplateSyncOut {
     /// Connected numbers whose templates will be synced.
     pub accounts: usize,
     /// Jobs enqueued now.
@@ -1155,7 +1155,7 @@ pub struct SyncOut {
 /// Sync templates from Meta: enqueues one `templates.sync_account` job per connected number
 /// (one unfinished per number). 202 with the job ids.
 #[utoipa::path(post, path = "/templates/sync", tag = "templates", params(SyncQuery),
-    responses((status = 202, body = Data<SyncOut>), (status = 403), (status = 422)))]
+    responses((status = 202, body = Data<TemplateSyncOut>), (status = 403), (status = 422)))]
 async fn sync(State(state): State<AppState>, auth: Auth, ValidQuery(q): ValidQuery<SyncQuery>) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let accounts: Vec<Uuid> = sqlx::query_scalar(
@@ -1182,7 +1182,7 @@ async fn sync(State(state): State<AppState>, auth: Auth, ValidQuery(q): ValidQue
     }
     tx.commit().await?;
     let already_queued = accounts.len() - job_ids.len();
-    Ok((StatusCode::ACCEPTED, Data::new(SyncOut { accounts: accounts.len(), job_ids, already_queued })))
+    Ok((StatusCode::ACCEPTED, Data::new(TemplateSyncOut { accounts: accounts.len(), job_ids, already_queued })))
 }
 
 // ---- send -------------------------------------------------------------------------------------
@@ -1346,6 +1346,7 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
                 SendComponent {
                     value: c.clone(),
                     loc: l(&["components", &i]),
+                    params_at: l(&["components", &i, "parameters"]),
                     param_locs: (0..n).map(|j| l(&["components", &i, "parameters", &j.to_string()])).collect(),
                 }
             })
@@ -1363,7 +1364,7 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
             } else {
                 json!({"type": kind, kind.clone(): h})
             };
-            out.push(SendComponent { value: json!({"type": "header", "parameters": [param]}), loc: l(&["header"]), param_locs: vec![l(&["header"])] });
+            out.push(SendComponent { value: json!({"type": "header", "parameters": [param]}), loc: l(&["header"]), params_at: l(&["header"]), param_locs: vec![l(&["header"])] });
         }
         (Some(h), _) => {
             let param = match h {
@@ -1374,13 +1375,14 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
                 }
                 other => other.clone(),
             };
-            out.push(SendComponent { value: json!({"type": "header", "parameters": [param]}), loc: l(&["header"]), param_locs: vec![l(&["header"])] });
+            out.push(SendComponent { value: json!({"type": "header", "parameters": [param]}), loc: l(&["header"]), params_at: l(&["header"]), param_locs: vec![l(&["header"])] });
         }
         (None, Some(f)) if f != "TEXT" && f != "LOCATION" && row.header_blob_path.is_some() => {
             let kind = f.to_lowercase();
             out.push(SendComponent {
                 value: json!({"type": "header", "parameters": [{"type": kind, kind.clone(): {"link": media_url(state, row.id)}}]}),
                 loc: l(&["header"]),
+                params_at: l(&["header"]),
                 param_locs: vec![l(&["header"])],
             });
         }
@@ -1390,6 +1392,7 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
         Some(Value::Array(items)) => out.push(SendComponent {
             value: json!({"type": "body", "parameters": items.iter().map(text_or_value).collect::<Vec<_>>()}),
             loc: l(&["parameters"]),
+            params_at: l(&["parameters"]),
             param_locs: (0..items.len()).map(|j| l(&["parameters", &j.to_string()])).collect(),
         }),
         Some(Value::Object(map)) => {
@@ -1401,7 +1404,7 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
                     (p, l(&["parameters", k]))
                 })
                 .unzip();
-            out.push(SendComponent { value: json!({"type": "body", "parameters": params}), loc: l(&["parameters"]), param_locs: locs });
+            out.push(SendComponent { value: json!({"type": "body", "parameters": params}), loc: l(&["parameters"]), params_at: l(&["parameters"]), param_locs: locs });
         }
         _ => {}
     }
@@ -1427,6 +1430,7 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
         out.push(SendComponent {
             value: json!({"type": "button", "sub_type": sub_type, "index": index, "parameters": param.into_iter().collect::<Vec<_>>()}),
             loc: l(&["buttons", &k]),
+            params_at: l(&["buttons", &k]),
             param_locs: vec![l(&["buttons", &k])],
         });
     }

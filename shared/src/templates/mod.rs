@@ -262,6 +262,18 @@ pub struct SyncTarget {
     pub waba_id: String,
 }
 
+/// Templates per page of a sync (default 100; a WABA has at most 250).
+static SYNC_PAGE_SIZE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(100);
+
+/// Overrides the page size of syncs in this process (tests use small pages to page through).
+pub fn set_sync_page_size(n: u32) {
+    SYNC_PAGE_SIZE.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn sync_page_size() -> u32 {
+    SYNC_PAGE_SIZE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Fields asked for on every listed template.
 pub const SYNC_FIELDS: &str =
     "id,name,language,status,category,previous_category,parameter_format,components,quality_score,rejected_reason";

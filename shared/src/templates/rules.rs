@@ -445,6 +445,8 @@ pub struct SendComponent {
     pub value: Value,
     /// Location of the component (for "not expected" errors).
     pub loc: Vec<String>,
+    /// Location of its parameter list (for count errors).
+    pub params_at: Vec<String>,
     /// Location of each of its parameters.
     pub param_locs: Vec<Vec<String>>,
 }
@@ -469,7 +471,7 @@ pub fn check_send(
             issues.add_kind(&join(&c.loc, &["type"]), "must be header, body or button", "enum");
         }
         if !c.value["parameters"].is_array() && t != "button" {
-            issues.add_kind(&join(&c.loc, &["parameters"]), "Field required: an array of parameters", "missing");
+            issues.add_kind(&c.params_at, "Field required: an array of parameters", "missing");
         }
     }
     // Header.
@@ -492,10 +494,10 @@ pub fn check_send(
                 Some(h) => {
                     let params = h.value["parameters"].as_array().cloned().unwrap_or_default();
                     if params.len() != 1 {
-                        issues.add(&join(&h.loc, &["parameters"]), format!("expected 1 {kind} parameter, got {}", params.len()));
+                        issues.add(&h.params_at, format!("expected 1 {kind} parameter, got {}", params.len()));
                     } else {
                         let p = &params[0];
-                        let at = h.param_locs.first().cloned().unwrap_or_else(|| join(&h.loc, &["parameters", "0"]));
+                        let at = h.param_locs.first().cloned().unwrap_or_else(|| join(&h.params_at, &["0"]));
                         if p["type"].as_str() != Some(kind.as_str()) {
                             issues.add(&join(&at, &["type"]), format!("the header is {format}: the parameter must be of type {kind}"));
                         } else if kind == "location" {
@@ -545,7 +547,7 @@ pub fn check_send(
         let tb = &template_buttons[index];
         let ttype = tb["type"].as_str().unwrap_or_default().to_uppercase();
         let params = b.value["parameters"].as_array().cloned().unwrap_or_default();
-        let at0 = b.param_locs.first().cloned().unwrap_or_else(|| join(&b.loc, &["parameters", "0"]));
+        let at0 = b.param_locs.first().cloned().unwrap_or_else(|| join(&b.params_at, &["0"]));
         match ttype.as_str() {
             "URL" => {
                 let dynamic = !placeholders(tb["url"].as_str().unwrap_or_default()).is_empty();
@@ -617,19 +619,19 @@ fn check_text_params(
     let params = c.value["parameters"].as_array().cloned().unwrap_or_default();
     if vars.is_empty() {
         if !params.is_empty() {
-            issues.add(&join(&c.loc, &["parameters"]), format!("the template's {what} has no placeholders"));
+            issues.add(&c.params_at, format!("the template's {what} has no placeholders"));
         }
         return;
     }
     if params.len() != vars.len() {
         issues.add(
-            &join(&c.loc, &["parameters"]),
+            &c.params_at,
             format!("the template's {what} has {} placeholder(s), got {} parameter(s)", vars.len(), params.len()),
         );
     }
     let mut names = HashSet::new();
     for (j, p) in params.iter().enumerate() {
-        let at = c.param_locs.get(j).cloned().unwrap_or_else(|| join(&c.loc, &["parameters", &j.to_string()]));
+        let at = c.param_locs.get(j).cloned().unwrap_or_else(|| join(&c.params_at, &[&j.to_string()]));
         let ptype = p["type"].as_str().unwrap_or_default();
         let ok_type = if what == "header" { ptype == "text" } else { ["text", "currency", "date_time"].contains(&ptype) };
         if !ok_type {
@@ -706,6 +708,7 @@ mod tests {
         let send = vec![SendComponent {
             value: json!({"type": "body", "parameters": [{"type": "text", "text": "a"}]}),
             loc: loc!["components", 0],
+            params_at: loc!["components", 0, "parameters"],
             param_locs: vec![],
         }];
         let mut i = Issues::default();

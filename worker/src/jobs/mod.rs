@@ -7,6 +7,7 @@ pub mod diag;
 pub mod download_media;
 pub mod maintenance;
 pub mod process_webhook;
+pub mod templates;
 pub mod send_message;
 
 use wharf_shared::{
@@ -47,6 +48,7 @@ pub fn registry(config: &WorkerConfig) -> Registry {
 /// a worker in-process call this with their own configuration.
 pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     register_inbox(registry, deps.clone());
+    templates::register(registry, deps.clone());
     register_outbound(registry, deps);
 }
 

@@ -730,6 +730,18 @@ impl Processor<'_> {
             .bind(self.event_id)
             .execute(&mut *self.tx)
             .await?;
+            // The template itself takes the new status at once (shared::templates).
+            wharf_shared::templates::apply_status_update(
+                &mut self.tx,
+                org_id,
+                waba_id,
+                template_id.as_deref(),
+                name,
+                language,
+                &event,
+                reason,
+            )
+            .await?;
             let severity = match event.as_str() {
                 "DISABLED" | "LOCKED" => "CRITICAL",
                 "REJECTED" | "PAUSED" | "FLAGGED" | "LIMIT_EXCEEDED" | "PENDING_DELETION" => {
