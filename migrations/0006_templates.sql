@@ -12,7 +12,7 @@ CREATE TABLE message_templates (
     waba_id           text NOT NULL,
     -- Meta's template id; NULL for drafts and for submissions Meta has not answered yet.
     meta_template_id  text,
-    name              text NOT NULL CHECK (name ~ '^[a-z0-9_]{1,512}$'),
+    name              text NOT NULL CHECK (name ~ '^[a-z0-9_]+$' AND length(name) <= 512),
     language          text NOT NULL,
     category          text NOT NULL CHECK (category IN ('MARKETING', 'UTILITY', 'AUTHENTICATION')),
     previous_category text,

@@ -74,3 +74,9 @@ CREATE UNIQUE INDEX campaign_recipients_message_key ON campaign_recipients (mess
 
 -- "How many campaign messages are queued but not sent yet": the dispatcher's pacing window.
 CREATE INDEX messages_campaign_queued_idx ON messages (campaign_id) WHERE campaign_id IS NOT NULL AND status = 'queued';
+
+-- When the send job last handed this message to Meta. A send attempt that ends (sent, failed,
+-- retry...) records an attempt after it; none after it means the worker died while the request
+-- was in flight: the next run waits for Meta's status webhook (which adopts the wamid through
+-- biz_opaque_callback_data) instead of sending a second copy.
+ALTER TABLE messages ADD COLUMN send_started_at timestamptz;

@@ -80,6 +80,8 @@ pub enum TableError {
 const DEFAULTS: &[(&str, &str)] = &[
     // Hourly, at minute 7 (away from the top of the hour, when everyone's cron fires).
     ("prune_jobs", "0 7 * * * *"),
+    // Scheduled campaign launches: a conditional UPDATE, so a tick costs one indexed query.
+    ("campaigns_launch_due", "*/2 * * * * *"),
     // Later: ("idle_agents", "0 * * * * *"), ...
 ];
 
@@ -97,17 +99,27 @@ fn template_sync_expression() -> String {
 
 fn interval_expression(secs: u64) -> String {
     let nearest = |value: u64, divisors: &[u64]| {
-        *divisors.iter().min_by_key(|d| d.abs_diff(value)).expect("divisors")
+        *divisors
+            .iter()
+            .min_by_key(|d| d.abs_diff(value))
+            .expect("divisors")
     };
     if secs < 60 {
-        format!("*/{} * * * * *", nearest(secs, &[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30]))
+        format!(
+            "*/{} * * * * *",
+            nearest(secs, &[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30])
+        )
     } else if secs < 3600 {
         // Minute 3 of the cycle, away from the top of the hour.
         let m = nearest(secs / 60, &[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30]);
         format!("0 {}/{m} * * * *", 3 % m)
     } else {
         let h = nearest(secs / 3600, &[1, 2, 3, 4, 6, 8, 12, 24]);
-        if h == 24 { "0 3 4 * * *".to_string() } else { format!("0 3 */{h} * * *") }
+        if h == 24 {
+            "0 3 4 * * *".to_string()
+        } else {
+            format!("0 3 */{h} * * *")
+        }
     }
 }
 
@@ -144,6 +156,11 @@ pub fn table(overrides: &HashMap<String, String>) -> Result<Vec<CronEntry>, Tabl
     if let Some(e) = expression("templates_sync") {
         entries.push(CronEntry::new("templates_sync", &e, || {
             NewJob::new(wharf_shared::templates::SyncAll {})
+        })?);
+    }
+    if let Some(e) = expression("campaigns_launch_due") {
+        entries.push(CronEntry::new("campaigns_launch_due", &e, || {
+            NewJob::new(wharf_shared::campaigns::LaunchDue {})
         })?);
     }
     if let Some(e) = expression("diag_noop") {
@@ -188,8 +205,9 @@ mod tests {
     #[test]
     fn default_table_prunes_hourly() {
         let t = table(&HashMap::new()).unwrap();
-        assert_eq!(t.len(), 2);
+        assert_eq!(t.len(), 3);
         assert_eq!(t[1].name, "templates_sync");
+        assert_eq!(t[2].name, "campaigns_launch_due");
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 10, 30, 0).unwrap();
         assert_eq!(
             t[0].latest_tick(now),
@@ -215,7 +233,10 @@ mod tests {
 
     #[test]
     fn overrides_change_disable_and_validate() {
-        let o = parse_overrides("prune_jobs=off; templates_sync=off; diag_noop=* * * * * *").unwrap();
+        let o = parse_overrides(
+            "prune_jobs=off; templates_sync=off; campaigns_launch_due=off; diag_noop=* * * * * *",
+        )
+        .unwrap();
         let t = table(&o).unwrap();
         assert_eq!(
             t.iter().map(|e| e.name).collect::<Vec<_>>(),

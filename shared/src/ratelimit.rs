@@ -59,23 +59,30 @@ impl Bucket {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Decision {
-    /// Go: the tokens are taken.
+    /// Go now: the tokens are taken.
     Allowed,
-    /// Not before this long from now; nothing was taken.
+    /// The tokens are taken for a slot this far ahead: sleep, then go. Each caller gets its own
+    /// slot, so waiting senders do not race each other for the next token.
+    Reserved(Duration),
+    /// Not before this long from now, further than the caller will wait; nothing was taken.
     Wait(Duration),
 }
 
-/// GCRA over several keys. KEYS: bucket keys, then the factor key of each bucket.
-/// ARGV: for each bucket `emission_us`, `burst`, `adaptive` (0/1); then `min_factor`,
-/// `recovery_us`. Returns {allowed (0/1), wait_us}.
+/// GCRA over several keys with reservation. KEYS: bucket keys, then the factor key of each
+/// bucket. ARGV: for each bucket `emission_us`, `burst`, `adaptive` (0/1); then `max_reserve_us`,
+/// `recovery_us`. The request's slot is the earliest time every bucket allows it; when that is
+/// within `max_reserve_us` all buckets are charged as of that slot and {1, delay_us} is
+/// returned, else nothing is charged and {0, delay_us}.
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = #KEYS / 2
+local max_reserve = tonumber(ARGV[n * 3 + 1])
 local recovery = tonumber(ARGV[n * 3 + 2])
-local new_tats = {}
-local ttls = {}
-local wait = 0
+local emissions = {}
+local tolerances = {}
+local tats = {}
+local slot = now
 for i = 1, n do
   local emission = tonumber(ARGV[(i - 1) * 3 + 1])
   local burst = tonumber(ARGV[(i - 1) * 3 + 2])
@@ -87,22 +94,23 @@ for i = 1, n do
       emission = emission / math.max(factor, 0.01)
     end
   end
-  local tolerance = emission * burst
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat < now then tat = now end
-  local new_tat = tat + emission
-  local allow_at = new_tat - tolerance
-  if allow_at > now then
-    if allow_at - now > wait then wait = allow_at - now end
-  end
-  new_tats[i] = new_tat
-  ttls[i] = math.ceil((new_tat - now) / 1000) + 1000
+  emissions[i] = emission
+  tolerances[i] = emission * burst
+  tats[i] = tat
+  local allow_at = tat + emission - emission * burst
+  if allow_at > slot then slot = allow_at end
 end
-if wait > 0 then return {0, math.ceil(wait)} end
+local delay = slot - now
+if delay > max_reserve then return {0, math.ceil(delay)} end
 for i = 1, n do
-  redis.call('SET', KEYS[i], string.format('%.0f', new_tats[i]), 'PX', ttls[i])
+  local base = tats[i]
+  if slot > base then base = slot end
+  local new_tat = base + emissions[i]
+  redis.call('SET', KEYS[i], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 end
-return {1, 0}
+return {1, math.ceil(delay)}
 "#;
 
 /// Records a throttle signal: halves the current factor (after applying recovery so far).
@@ -160,8 +168,9 @@ impl SendLimiter {
         }
     }
 
-    /// Takes one token from every bucket, or says how long to wait.
-    pub async fn acquire(&self, buckets: &[Bucket]) -> Decision {
+    /// Takes one token from every bucket now, or for a slot at most `max_reserve` ahead, or
+    /// says how long to wait.
+    pub async fn acquire(&self, buckets: &[Bucket], max_reserve: Duration) -> Decision {
         if let Some(mut conn) = self.redis.get().await {
             let mut inv = self.script.prepare_invoke();
             for b in buckets {
@@ -173,9 +182,10 @@ impl SendLimiter {
             for b in buckets {
                 inv.arg(1_000_000.0 / b.rate.max(0.000_1)).arg(b.burst).arg(u8::from(b.adaptive));
             }
-            inv.arg(MIN_FACTOR).arg(RECOVERY.as_micros() as u64);
+            inv.arg(max_reserve.as_micros() as u64).arg(RECOVERY.as_micros() as u64);
             match inv.invoke_async::<(i64, i64)>(&mut conn).await {
-                Ok((1, _)) => return Decision::Allowed,
+                Ok((1, 0)) => return Decision::Allowed,
+                Ok((1, delay_us)) => return Decision::Reserved(Duration::from_micros(delay_us as u64)),
                 Ok((_, wait_us)) => return Decision::Wait(Duration::from_micros(wait_us.max(1) as u64)),
                 Err(e) => {
                     tracing::warn!(error = %e, "Redis rate limiter unavailable; using this process's share");

@@ -23,8 +23,8 @@ async fn drive(limiters: &[SendLimiter], bucket: &Bucket, dur: Duration) -> u32 
     let mut allowed = 0;
     let mut i = 0;
     while start.elapsed() < dur {
-        match limiters[i % limiters.len()].acquire(std::slice::from_ref(bucket)).await {
-            Decision::Allowed => allowed += 1,
+        match limiters[i % limiters.len()].acquire(std::slice::from_ref(bucket), Duration::ZERO).await {
+            Decision::Allowed | Decision::Reserved(_) => allowed += 1,
             Decision::Wait(w) => tokio::time::sleep(w.min(Duration::from_millis(50))).await,
         }
         i += 1;
@@ -51,19 +51,19 @@ async fn pair_bucket_allows_45_then_one_per_six_seconds_and_takes_nothing_on_ref
     let pair = Bucket::pair("5002", "15550001");
     let mut allowed = 0;
     for _ in 0..60 {
-        if l.acquire(&[number.clone(), pair.clone()]).await == Decision::Allowed {
+        if l.acquire(&[number.clone(), pair.clone()], Duration::ZERO).await == Decision::Allowed {
             allowed += 1;
         }
     }
     assert_eq!(allowed, 45);
-    match l.acquire(&[number.clone(), pair.clone()]).await {
+    match l.acquire(&[number.clone(), pair.clone()], Duration::ZERO).await {
         Decision::Wait(w) => assert!(w > Duration::from_secs(4) && w <= Duration::from_secs(6), "{w:?}"),
-        Decision::Allowed => panic!("pair limit exceeded"),
+        other => panic!("pair limit exceeded: {other:?}"),
     }
     // The refusals above took nothing from the number: its burst of 100 is intact.
     let mut number_only = 0;
     for _ in 0..100 {
-        if l.acquire(std::slice::from_ref(&number)).await == Decision::Allowed {
+        if l.acquire(std::slice::from_ref(&number), Duration::ZERO).await == Decision::Allowed {
             number_only += 1;
         }
     }
@@ -92,9 +92,36 @@ async fn without_redis_governor_enforces_the_same_limits() {
     let pair = Bucket::pair("5004", "1555");
     let mut n = 0;
     for _ in 0..50 {
-        if l.acquire(std::slice::from_ref(&pair)).await == Decision::Allowed {
+        if l.acquire(std::slice::from_ref(&pair), Duration::ZERO).await == Decision::Allowed {
             n += 1;
         }
     }
     assert_eq!(n, 45);
+}
+
+#[tokio::test]
+async fn reservations_hand_out_distinct_slots_at_the_rate() {
+    let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let l = redis_limiter(&prefix, 1).await;
+    let bucket = Bucket::number("5005", 100.0);
+    let mut delays = vec![];
+    for _ in 0..60 {
+        match l.acquire(std::slice::from_ref(&bucket), Duration::from_secs(1)).await {
+            Decision::Allowed => delays.push(Duration::ZERO),
+            Decision::Reserved(d) => delays.push(d),
+            Decision::Wait(w) => panic!("within the reserve window: {w:?}"),
+        }
+    }
+    // A burst of 10 goes at once; the next 50 get slots 10 ms apart, about half a second out.
+    assert_eq!(delays.iter().filter(|d| d.is_zero()).count(), 10);
+    let last = *delays.last().unwrap();
+    assert!(last > Duration::from_millis(450) && last < Duration::from_millis(560), "{last:?}");
+    // Beyond the window nothing is taken.
+    let mut waits = 0;
+    for _ in 0..100 {
+        if let Decision::Wait(_) = l.acquire(std::slice::from_ref(&bucket), Duration::from_millis(600)).await {
+            waits += 1;
+        }
+    }
+    assert!(waits >= 85, "{waits}");
 }

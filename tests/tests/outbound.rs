@@ -441,3 +441,20 @@ async fn another_tenant_cannot_send_retry_or_see_failures_and_agents_cannot_use_
     let send_key = s.p.app.create_key(&s.admin, &["whatsapp:send"]).await;
     s.p.app.post(&format!("/api/v1/conversations/{conv}/messages"), &send_key, json!({"type": "text", "text": "x"})).await.expect(202);
 }
+
+#[tokio::test]
+async fn a_template_error_fails_the_send_and_triggers_a_template_sync() {
+    let s = setup().await;
+    let conv = conversation(&s, "15551110015", 5).await;
+    s.p.sim
+        .state()
+        .seed_template(&s.number.waba_id, TemplateSpec { name: "paused_promo".into(), status: Some("PAUSED".into()), body: Some("Hi".into()), ..Default::default() })
+        .unwrap();
+    let id = send(&s, &conv, json!({"type": "template", "template": {"name": "paused_promo", "language": "en_US"}})).await.expect(202).data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m = wait_status(&s, &id, "failed").await;
+    assert_eq!(m["error_code"], 132015);
+    assert!(s.p.count("SELECT count(*) FROM jobs WHERE kind = 'templates.sync_account'").await >= 1, "a sync was requested");
+}

@@ -246,7 +246,7 @@ async fn failed_stats(State(state): State<AppState>, auth: Auth) -> ApiResult<Js
 }
 
 /// Outcome of resetting one message for a new send.
-enum Requeue {
+pub(crate) enum Requeue {
     Queued,
     /// Free-form message whose customer-service window has closed: a retry cannot work.
     WindowClosed,
@@ -255,7 +255,7 @@ enum Requeue {
 
 /// Resets a failed message for a new send and enqueues it: the old wamid and error stay in the
 /// attempt history; the message itself starts over.
-async fn requeue(state: &AppState, org_id: Uuid, id: Uuid, trigger: &str) -> ApiResult<Requeue> {
+pub(crate) async fn requeue(state: &AppState, org_id: Uuid, id: Uuid, trigger: &str) -> ApiResult<Requeue> {
     let mut tx = state.db.begin().await?;
     let row: Option<(Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT m.account_id, m.type, c.last_inbound_at FROM messages m JOIN conversations c ON c.id = m.conversation_id

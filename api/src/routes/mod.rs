@@ -6,6 +6,7 @@ pub mod admin_jobs;
 pub mod admin_orgs;
 pub mod api_keys;
 pub mod auth;
+pub mod campaigns;
 pub mod contacts;
 pub mod conversations;
 pub mod docs;
@@ -172,4 +173,5 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(outbound::router())
         .merge(failed_messages::router())
         .merge(templates::router())
+        .merge(campaigns::router())
 }

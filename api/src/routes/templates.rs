@@ -107,7 +107,6 @@ pub struct TemplateOut {
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct TemplateRow {
     id: Uuid,
-    org_id: Uuid,
     account_id: Uuid,
     waba_id: String,
     meta_template_id: Option<String>,
@@ -131,19 +130,25 @@ struct TemplateRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "t.id, t.org_id, t.account_id, t.waba_id, t.meta_template_id, t.name, t.language, t.category, \
+const COLUMNS: &str = "t.id, t.account_id, t.waba_id, t.meta_template_id, t.name, t.language, t.category, \
     t.previous_category, t.status, t.parameter_format, t.components, t.quality_score, t.rejected_reason, t.last_error, \
     t.header_blob_path, t.header_mime_type, t.header_handle, t.last_synced_at, t.submitted_at, t.created_at, \
     t.updated_at, t.deleted_at";
 
 fn media_url(state: &AppState, id: Uuid) -> String {
-    format!("{}/api/v1/templates/{id}/header-media", state.config.public_url.trim_end_matches('/'))
+    format!(
+        "{}/api/v1/templates/{id}/header-media",
+        state.config.public_url.trim_end_matches('/')
+    )
 }
 
 impl TemplateRow {
     fn into_out(self, state: &AppState) -> TemplateOut {
         TemplateOut {
-            header_media_url: self.header_blob_path.as_ref().map(|_| media_url(state, self.id)),
+            header_media_url: self
+                .header_blob_path
+                .as_ref()
+                .map(|_| media_url(state, self.id)),
             id: self.id,
             account_id: self.account_id,
             waba_id: self.waba_id,
@@ -174,12 +179,14 @@ impl TemplateRow {
 }
 
 async fn fetch(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<TemplateRow> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM message_templates t WHERE t.id = $1 AND t.org_id = $2"))
-        .bind(id)
-        .bind(org_id)
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Template"))
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM message_templates t WHERE t.id = $1 AND t.org_id = $2"
+    ))
+    .bind(id)
+    .bind(org_id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("Template"))
 }
 
 async fn fetch_path(state: &AppState, org_id: Uuid, raw: &str) -> ApiResult<TemplateRow> {
@@ -196,17 +203,27 @@ fn field_errors(issues: Issues) -> ApiResult<()> {
     if issues.is_empty() {
         return Ok(());
     }
-    Err(ApiError::Validation(issues.0.into_iter().map(issue_to_field).collect()))
+    Err(ApiError::Validation(
+        issues.0.into_iter().map(issue_to_field).collect(),
+    ))
 }
 
 fn issue_to_field(i: Issue) -> FieldError {
     let mut loc = vec!["body".to_string()];
     loc.extend(i.loc);
-    FieldError { loc, msg: i.msg, kind: i.kind.to_string() }
+    FieldError {
+        loc,
+        msg: i.msg,
+        kind: i.kind.to_string(),
+    }
 }
 
 fn issue(issues: &mut Issues, field: &str, msg: impl Into<String>, kind: &'static str) {
-    issues.0.push(Issue { loc: vec![field.to_string()], msg: msg.into(), kind });
+    issues.0.push(Issue {
+        loc: vec![field.to_string()],
+        msg: msg.into(),
+        kind,
+    });
 }
 
 /// A template's content, as a create/draft request or a stored row gives it.
@@ -225,21 +242,43 @@ fn check_content(c: &Content<'_>) -> Issues {
         issue(
             &mut issues,
             "name",
-            format!("must be 1 to {} lowercase letters, digits or underscores (^[a-z0-9_]+$)", rules::MAX_NAME),
+            format!(
+                "must be 1 to {} lowercase letters, digits or underscores (^[a-z0-9_]+$)",
+                rules::MAX_NAME
+            ),
             "value_error",
         );
     }
     if !rules::valid_language(c.language) {
-        issue(&mut issues, "language", "must be a language code such as en_US or pt_BR", "value_error");
+        issue(
+            &mut issues,
+            "language",
+            "must be a language code such as en_US or pt_BR",
+            "value_error",
+        );
     }
     if !rules::CATEGORIES.contains(&c.category) {
-        issue(&mut issues, "category", "must be MARKETING, UTILITY or AUTHENTICATION", "enum");
+        issue(
+            &mut issues,
+            "category",
+            "must be MARKETING, UTILITY or AUTHENTICATION",
+            "enum",
+        );
     }
     if !["POSITIONAL", "NAMED"].contains(&c.parameter_format) {
-        issue(&mut issues, "parameterFormat", "must be POSITIONAL or NAMED", "enum");
+        issue(
+            &mut issues,
+            "parameterFormat",
+            "must be POSITIONAL or NAMED",
+            "enum",
+        );
     }
     rules::check_components(
-        &TemplateSpec { category: c.category, named: c.parameter_format == "NAMED", components: c.components },
+        &TemplateSpec {
+            category: c.category,
+            named: c.parameter_format == "NAMED",
+            components: c.components,
+        },
         &mut issues,
     );
     issues
@@ -277,7 +316,10 @@ impl Validate for TemplateRequest {
 
 impl TemplateRequest {
     fn format(&self) -> String {
-        self.parameter_format.as_deref().unwrap_or("POSITIONAL").to_uppercase()
+        self.parameter_format
+            .as_deref()
+            .unwrap_or("POSITIONAL")
+            .to_uppercase()
     }
 
     fn check(&self) -> ApiResult<()> {
@@ -294,7 +336,11 @@ impl TemplateRequest {
 }
 
 /// The account a new template goes to: the one named, or the org's only connected number.
-async fn resolve_account(state: &AppState, org_id: Uuid, account_id: Option<&str>) -> ApiResult<(Uuid, String)> {
+async fn resolve_account(
+    state: &AppState,
+    org_id: Uuid,
+    account_id: Option<&str>,
+) -> ApiResult<(Uuid, String)> {
     let rows: Vec<(Uuid, String)> = match account_id {
         Some(raw) => {
             let id = Uuid::parse_str(raw).map_err(|_| ApiError::invalid_field("accountId", "no such WhatsApp account"))?;
@@ -314,8 +360,14 @@ async fn resolve_account(state: &AppState, org_id: Uuid, account_id: Option<&str
         }
     };
     match (account_id, rows.len()) {
-        (Some(_), 0) => Err(ApiError::invalid_field("accountId", "no such WhatsApp account")),
-        (None, 0) => Err(ApiError::invalid_field("accountId", "connect a WhatsApp number first")),
+        (Some(_), 0) => Err(ApiError::invalid_field(
+            "accountId",
+            "no such WhatsApp account",
+        )),
+        (None, 0) => Err(ApiError::invalid_field(
+            "accountId",
+            "connect a WhatsApp number first",
+        )),
         (None, n) if n > 1 => Err(ApiError::invalid_field(
             "accountId",
             "this organization has several WhatsApp numbers: say which one gets the template",
@@ -325,7 +377,13 @@ async fn resolve_account(state: &AppState, org_id: Uuid, account_id: Option<&str
 }
 
 /// 409 when another live template (drafts included) of the number has this name and language.
-async fn ensure_unique(state: &AppState, account_id: Uuid, name: &str, language: &str, except: Option<Uuid>) -> ApiResult<()> {
+async fn ensure_unique(
+    state: &AppState,
+    account_id: Uuid,
+    name: &str,
+    language: &str,
+    except: Option<Uuid>,
+) -> ApiResult<()> {
     let taken: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM message_templates WHERE account_id = $1 AND name = $2 AND language = $3
                           AND status <> 'REMOVED' AND id IS DISTINCT FROM $4)",
@@ -343,7 +401,9 @@ async fn ensure_unique(state: &AppState, account_id: Uuid, name: &str, language:
 }
 
 fn duplicate_name(name: &str, language: &str) -> ApiError {
-    ApiError::Conflict(format!("A template named {name} in {language} already exists for this number"))
+    ApiError::Conflict(format!(
+        "A template named {name} in {language} already exists for this number"
+    ))
 }
 
 fn unique_violation(e: sqlx::Error, name: &str, language: &str) -> ApiError {
@@ -355,16 +415,21 @@ fn unique_violation(e: sqlx::Error, name: &str, language: &str) -> ApiError {
 }
 
 /// The uploaded header file a template's example handle names: (blob path, mime, handle).
-async fn header_media(state: &AppState, org_id: Uuid, components: &Value) -> ApiResult<(Option<String>, Option<String>, Option<String>)> {
+async fn header_media(
+    state: &AppState,
+    org_id: Uuid,
+    components: &Value,
+) -> ApiResult<(Option<String>, Option<String>, Option<String>)> {
     let Some(handle) = rules::header_handle(components) else {
         return Ok((None, None, None));
     };
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT blob_path, mime_type FROM template_media WHERE org_id = $1 AND handle = $2")
-            .bind(org_id)
-            .bind(&handle)
-            .fetch_optional(&state.db)
-            .await?;
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT blob_path, mime_type FROM template_media WHERE org_id = $1 AND handle = $2",
+    )
+    .bind(org_id)
+    .bind(&handle)
+    .fetch_optional(&state.db)
+    .await?;
     Ok(match row {
         Some((path, mime)) => (Some(path), Some(mime), Some(handle)),
         None => (None, None, Some(handle)),
@@ -405,7 +470,9 @@ async fn insert_template(
     .await
     .map_err(|e| unique_violation(e, &body.name, &body.language))?;
     if status == "PENDING_SUBMISSION" {
-        tpl::enqueue_submit(&mut tx, org_id, id).await.map_err(|e| ApiError::Internal(e.into()))?;
+        tpl::enqueue_submit(&mut tx, org_id, id)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
     }
     tx.commit().await?;
     tracing::info!(template_id = %id, %org_id, name = %body.name, status, "template created");
@@ -431,7 +498,10 @@ pub struct ListQuery {
 
 impl ListQuery {
     fn page(&self) -> PageParams {
-        PageParams { page: self.page, limit: self.limit }
+        PageParams {
+            page: self.page,
+            limit: self.limit,
+        }
     }
 
     fn status(&self) -> Option<String> {
@@ -448,7 +518,11 @@ impl Validate for ListQuery {
         self.page().check(v);
         if let Some(s) = self.status() {
             if !tpl::STATUSES.contains(&s.as_str()) {
-                v.add_kind("status", format!("must be all or one of {}", tpl::STATUSES.join(", ")), "enum");
+                v.add_kind(
+                    "status",
+                    format!("must be all or one of {}", tpl::STATUSES.join(", ")),
+                    "enum",
+                );
             }
         }
         v.optional_text("search", self.search.as_deref(), 200);
@@ -458,13 +532,17 @@ impl Validate for ListQuery {
 /// The list filter, shared by the list and bulk selections by filter.
 /// `$1` org, `$2` status (NULL = all but REMOVED), `$3` account, `$4` search pattern,
 /// `$5` category, `$6` language.
-const LIST_FILTER: &str = "t.org_id = $1 AND (($2::text IS NULL AND t.status <> 'REMOVED') OR t.status = $2)
+const LIST_FILTER: &str =
+    "t.org_id = $1 AND (($2::text IS NULL AND t.status <> 'REMOVED') OR t.status = $2)
     AND ($3::uuid IS NULL OR t.account_id = $3) AND ($4::text IS NULL OR t.name ILIKE $4)
     AND ($5::text IS NULL OR t.category = $5) AND ($6::text IS NULL OR t.language = $6)";
 
 fn search_pattern(s: Option<&str>) -> Option<String> {
     s.map(str::trim).filter(|s| !s.is_empty()).map(|s| {
-        let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = s
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         format!("%{escaped}%")
     })
 }
@@ -483,15 +561,17 @@ async fn list_templates(
     let status = q.status();
     let search = search_pattern(q.search.as_deref());
     let category = q.category.as_deref().map(str::to_uppercase);
-    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM message_templates t WHERE {LIST_FILTER}"))
-        .bind(org_id)
-        .bind(&status)
-        .bind(q.account_id)
-        .bind(&search)
-        .bind(&category)
-        .bind(&q.language)
-        .fetch_one(&state.db)
-        .await?;
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM message_templates t WHERE {LIST_FILTER}"
+    ))
+    .bind(org_id)
+    .bind(&status)
+    .bind(q.account_id)
+    .bind(&search)
+    .bind(&category)
+    .bind(&q.language)
+    .fetch_one(&state.db)
+    .await?;
     let rows: Vec<TemplateRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM message_templates t WHERE {LIST_FILTER}
           ORDER BY t.created_at DESC, t.id LIMIT $7 OFFSET $8"
@@ -506,13 +586,21 @@ async fn list_templates(
     .bind(params.offset())
     .fetch_all(&state.db)
     .await?;
-    Ok(Page::new(rows.into_iter().map(|r| r.into_out(&state)).collect(), &params, total))
+    Ok(Page::new(
+        rows.into_iter().map(|r| r.into_out(&state)).collect(),
+        &params,
+        total,
+    ))
 }
 
 /// One template.
 #[utoipa::path(get, path = "/templates/{id}", tag = "templates",
     responses((status = 200, body = Data<TemplateOut>), (status = 404)))]
-async fn get_template(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Data<TemplateOut>>> {
+async fn get_template(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Data<TemplateOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     Ok(out(&state, fetch_path(&state, org_id, &id).await?))
 }
@@ -576,7 +664,10 @@ fn check_row(row: &TemplateRow) -> ApiResult<()> {
 
 fn require_status(row: &TemplateRow, allowed: &[&str], action: &str) -> ApiResult<()> {
     if !allowed.contains(&row.status.as_str()) {
-        return Err(ApiError::Conflict(format!("A {} template cannot be {action}", row.status)));
+        return Err(ApiError::Conflict(format!(
+            "A {} template cannot be {action}",
+            row.status
+        )));
     }
     Ok(())
 }
@@ -592,7 +683,11 @@ async fn update_draft(
 ) -> ApiResult<Json<Data<TemplateOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let mut row = fetch_path(&state, org_id, &id).await?;
-    require_status(&row, &["DRAFT"], "updated as a draft (use PUT /templates/{id} to edit it at Meta)")?;
+    require_status(
+        &row,
+        &["DRAFT"],
+        "updated as a draft (use PUT /templates/{id} to edit it at Meta)",
+    )?;
     if let Some(n) = body.name {
         row.name = n;
     }
@@ -609,7 +704,14 @@ async fn update_draft(
         row.components = rules::normalize_components(&c);
     }
     check_row(&row)?;
-    ensure_unique(&state, row.account_id, &row.name, &row.language, Some(row.id)).await?;
+    ensure_unique(
+        &state,
+        row.account_id,
+        &row.name,
+        &row.language,
+        Some(row.id),
+    )
+    .await?;
     let (blob, mime, handle) = header_media(&state, org_id, &row.components).await?;
     sqlx::query(
         "UPDATE message_templates SET name = $3, category = $4, language = $5, parameter_format = $6, components = $7,
@@ -635,7 +737,14 @@ async fn update_draft(
 async fn submit_row(state: &AppState, org_id: Uuid, row: &TemplateRow) -> ApiResult<()> {
     require_status(row, &["DRAFT"], "submitted (only drafts are)")?;
     check_row(row)?;
-    ensure_unique(state, row.account_id, &row.name, &row.language, Some(row.id)).await?;
+    ensure_unique(
+        state,
+        row.account_id,
+        &row.name,
+        &row.language,
+        Some(row.id),
+    )
+    .await?;
     let mut tx = state.db.begin().await?;
     let done = sqlx::query(
         "UPDATE message_templates SET status = 'PENDING_SUBMISSION', last_error = NULL
@@ -647,9 +756,13 @@ async fn submit_row(state: &AppState, org_id: Uuid, row: &TemplateRow) -> ApiRes
     .await
     .map_err(|e| unique_violation(e, &row.name, &row.language))?;
     if done.rows_affected() == 0 {
-        return Err(ApiError::Conflict("This draft was submitted or changed meanwhile".into()));
+        return Err(ApiError::Conflict(
+            "This draft was submitted or changed meanwhile".into(),
+        ));
     }
-    tpl::enqueue_submit(&mut tx, org_id, row.id).await.map_err(|e| ApiError::Internal(e.into()))?;
+    tpl::enqueue_submit(&mut tx, org_id, row.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     tx.commit().await?;
     Ok(())
 }
@@ -657,11 +770,18 @@ async fn submit_row(state: &AppState, org_id: Uuid, row: &TemplateRow) -> ApiRes
 /// Submit a DRAFT template to Meta for approval (202; a job does the call).
 #[utoipa::path(post, path = "/templates/{id}/submit", tag = "templates",
     responses((status = 202, body = Data<TemplateOut>), (status = 404), (status = 409), (status = 422)))]
-async fn submit_draft(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+async fn submit_draft(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let row = fetch_path(&state, org_id, &id).await?;
     submit_row(&state, org_id, &row).await?;
-    Ok((StatusCode::ACCEPTED, out(&state, fetch(&state, org_id, row.id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        out(&state, fetch(&state, org_id, row.id).await?),
+    ))
 }
 
 // ---- edit, duplicate, delete ------------------------------------------------------------------
@@ -693,13 +813,25 @@ async fn edit_template(
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let row = fetch_path(&state, org_id, &id).await?;
     if row.status == "DRAFT" {
-        return Err(ApiError::Conflict("This is a draft: update it with PUT /templates/{id}/draft".into()));
+        return Err(ApiError::Conflict(
+            "This is a draft: update it with PUT /templates/{id}/draft".into(),
+        ));
     }
-    require_status(&row, &tpl::EDITABLE, "edited (only APPROVED, REJECTED and PAUSED templates can be)")?;
+    require_status(
+        &row,
+        &tpl::EDITABLE,
+        "edited (only APPROVED, REJECTED and PAUSED templates can be)",
+    )?;
     let Some(meta_id) = row.meta_template_id.clone() else {
-        return Err(ApiError::Conflict("Meta has not answered this template's submission yet".into()));
+        return Err(ApiError::Conflict(
+            "Meta has not answered this template's submission yet".into(),
+        ));
     };
-    let category = body.category.as_deref().map(str::to_uppercase).unwrap_or_else(|| row.category.clone());
+    let category = body
+        .category
+        .as_deref()
+        .map(str::to_uppercase)
+        .unwrap_or_else(|| row.category.clone());
     let mut issues = check_content(&Content {
         name: &row.name,
         language: &row.language,
@@ -708,7 +840,12 @@ async fn edit_template(
         components: &body.components,
     });
     if row.status == "APPROVED" && category != row.category {
-        issue(&mut issues, "category", "the category of an approved template cannot change", "value_error");
+        issue(
+            &mut issues,
+            "category",
+            "the category of an approved template cannot change",
+            "value_error",
+        );
     }
     field_errors(issues)?;
     let components = rules::normalize_components(&body.components);
@@ -731,7 +868,9 @@ async fn edit_template(
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(ApiError::Conflict("This template changed meanwhile; reload it".into()));
+        return Err(ApiError::Conflict(
+            "This template changed meanwhile; reload it".into(),
+        ));
     }
     let job = EditTemplate {
         template_id: row.id,
@@ -740,13 +879,18 @@ async fn edit_template(
     };
     wharf_shared::jobs::enqueue(
         &mut *tx,
-        wharf_shared::jobs::NewJob::new(job).org(org_id).unique_key(format!("templates.edit:{}", row.id)),
+        wharf_shared::jobs::NewJob::new(job)
+            .org(org_id)
+            .unique_key(format!("templates.edit:{}", row.id)),
     )
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
     tx.commit().await?;
     tracing::info!(template_id = %row.id, meta_id, "template edit queued");
-    Ok((StatusCode::ACCEPTED, out(&state, fetch(&state, org_id, row.id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        out(&state, fetch(&state, org_id, row.id).await?),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -760,11 +904,19 @@ pub struct TemplateDuplicateRequest {
 /// Duplicate a template as a DRAFT with a new name.
 #[utoipa::path(post, path = "/templates/{id}/duplicate", tag = "templates", request_body(content = TemplateDuplicateRequest, description = "optional"),
     responses((status = 201, body = Data<TemplateOut>), (status = 404), (status = 409), (status = 422)))]
-async fn duplicate(State(state): State<AppState>, auth: Auth, Path(id): Path<String>, body: Bytes) -> ApiResult<impl IntoResponse> {
+async fn duplicate(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let row = fetch_path(&state, org_id, &id).await?;
     let req: TemplateDuplicateRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        TemplateDuplicateRequest { name: None, language: None }
+        TemplateDuplicateRequest {
+            name: None,
+            language: None,
+        }
     } else {
         parse_json(&body)?
     };
@@ -776,7 +928,11 @@ async fn duplicate(State(state): State<AppState>, auth: Auth, Path(id): Path<Str
         }
         None => free_copy_name(&state, row.account_id, &row.name, &language).await?,
     };
-    let copy = TemplateRow { name, language, ..row.clone() };
+    let copy = TemplateRow {
+        name,
+        language,
+        ..row.clone()
+    };
     check_row(&copy)?;
     let new_id: Uuid = sqlx::query_scalar(
         "INSERT INTO message_templates (org_id, account_id, waba_id, name, language, category, status, parameter_format,
@@ -797,10 +953,18 @@ async fn duplicate(State(state): State<AppState>, auth: Auth, Path(id): Path<Str
     .bind(user_id(&auth))
     .fetch_one(&state.db)
     .await?;
-    Ok((StatusCode::CREATED, out(&state, fetch(&state, org_id, new_id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        out(&state, fetch(&state, org_id, new_id).await?),
+    ))
 }
 
-async fn free_copy_name(state: &AppState, account_id: Uuid, name: &str, language: &str) -> ApiResult<String> {
+async fn free_copy_name(
+    state: &AppState,
+    account_id: Uuid,
+    name: &str,
+    language: &str,
+) -> ApiResult<String> {
     let taken: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM message_templates WHERE account_id = $1 AND language = $2 AND status <> 'REMOVED'
             AND name LIKE $3",
@@ -813,7 +977,13 @@ async fn free_copy_name(state: &AppState, account_id: Uuid, name: &str, language
     let taken: HashSet<String> = taken.into_iter().collect();
     let base: String = name.chars().take(rules::MAX_NAME - 12).collect();
     (1..10_000)
-        .map(|n| if n == 1 { format!("{base}_copy") } else { format!("{base}_copy_{n}") })
+        .map(|n| {
+            if n == 1 {
+                format!("{base}_copy")
+            } else {
+                format!("{base}_copy_{n}")
+            }
+        })
         .find(|candidate| !taken.contains(candidate))
         .ok_or_else(|| ApiError::Conflict("No free name for the copy; give one".into()))
 }
@@ -821,7 +991,11 @@ async fn free_copy_name(state: &AppState, account_id: Uuid, name: &str, language
 /// Soft-delete a template: it is marked REMOVED here (Meta keeps it; a sync never revives it).
 #[utoipa::path(delete, path = "/templates/{id}", tag = "templates",
     responses((status = 200, body = Data<TemplateOut>), (status = 404)))]
-async fn soft_delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Data<TemplateOut>>> {
+async fn soft_delete(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Data<TemplateOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let row = fetch_path(&state, org_id, &id).await?;
     sqlx::query(
@@ -837,9 +1011,15 @@ async fn soft_delete(State(state): State<AppState>, auth: Auth, Path(id): Path<S
 
 /// Starts the deletion of a template at Meta: a template Meta never had is removed at once;
 /// otherwise it is PENDING_DELETION until the job deletes it. Returns true when a job was queued.
-async fn delete_row_at_meta(conn: &mut sqlx::PgConnection, org_id: Uuid, row: &TemplateRow) -> ApiResult<bool> {
+async fn delete_row_at_meta(
+    conn: &mut sqlx::PgConnection,
+    org_id: Uuid,
+    row: &TemplateRow,
+) -> ApiResult<bool> {
     if row.status == "DISABLED" {
-        return Err(ApiError::Conflict("Meta does not allow deleting a DISABLED template".into()));
+        return Err(ApiError::Conflict(
+            "Meta does not allow deleting a DISABLED template".into(),
+        ));
     }
     if row.meta_template_id.is_none() {
         sqlx::query(
@@ -850,14 +1030,21 @@ async fn delete_row_at_meta(conn: &mut sqlx::PgConnection, org_id: Uuid, row: &T
         .await?;
         return Ok(false);
     }
-    sqlx::query("UPDATE message_templates SET status = 'PENDING_DELETION', last_error = NULL WHERE id = $1")
-        .bind(row.id)
-        .execute(&mut *conn)
-        .await?;
-    let job = DeleteTemplate { template_id: row.id, previous_status: row.status.clone() };
+    sqlx::query(
+        "UPDATE message_templates SET status = 'PENDING_DELETION', last_error = NULL WHERE id = $1",
+    )
+    .bind(row.id)
+    .execute(&mut *conn)
+    .await?;
+    let job = DeleteTemplate {
+        template_id: row.id,
+        previous_status: row.status.clone(),
+    };
     wharf_shared::jobs::enqueue(
         &mut *conn,
-        wharf_shared::jobs::NewJob::new(job).org(org_id).unique_key(format!("templates.delete:{}", row.id)),
+        wharf_shared::jobs::NewJob::new(job)
+            .org(org_id)
+            .unique_key(format!("templates.delete:{}", row.id)),
     )
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
@@ -868,7 +1055,11 @@ async fn delete_row_at_meta(conn: &mut sqlx::PgConnection, org_id: Uuid, row: &T
 /// 202 while the job runs (status PENDING_DELETION); 200 when Meta never had it.
 #[utoipa::path(delete, path = "/templates/{id}/meta", tag = "templates",
     responses((status = 202, body = Data<TemplateOut>), (status = 200, body = Data<TemplateOut>), (status = 404), (status = 409)))]
-async fn delete_at_meta(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+async fn delete_at_meta(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let row = fetch_path(&state, org_id, &id).await?;
     if row.status == "REMOVED" && row.deleted_at.is_some() {
@@ -880,7 +1071,11 @@ async fn delete_at_meta(State(state): State<AppState>, auth: Auth, Path(id): Pat
     let mut tx = state.db.begin().await?;
     let queued = delete_row_at_meta(&mut tx, org_id, &row).await?;
     tx.commit().await?;
-    let status = if queued { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let status = if queued {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, out(&state, fetch(&state, org_id, row.id).await?)))
 }
 
@@ -917,8 +1112,14 @@ pub struct TemplateBulkRequest {
 impl Validate for TemplateBulkRequest {
     fn validate(&self, v: &mut Violations) {
         self.selection.check(v);
-        if let Some(s) = self.selection.filter.as_ref().and_then(|f| f.status.as_deref()) {
-            if !s.eq_ignore_ascii_case("all") && !tpl::STATUSES.contains(&s.to_uppercase().as_str()) {
+        if let Some(s) = self
+            .selection
+            .filter
+            .as_ref()
+            .and_then(|f| f.status.as_deref())
+        {
+            if !s.eq_ignore_ascii_case("all") && !tpl::STATUSES.contains(&s.to_uppercase().as_str())
+            {
                 v.add_kind("selection.filter.status", "unknown status", "enum");
             }
         }
@@ -942,9 +1143,11 @@ pub struct TemplateBulkResult {
 
 fn api_error_reason(e: &ApiError) -> String {
     match e {
-        ApiError::Validation(errs) => {
-            errs.iter().map(|f| format!("{}: {}", f.loc[1..].join("."), f.msg)).collect::<Vec<_>>().join("; ")
-        }
+        ApiError::Validation(errs) => errs
+            .iter()
+            .map(|f| format!("{}: {}", f.loc[1..].join("."), f.msg))
+            .collect::<Vec<_>>()
+            .join("; "),
         other => other.to_string(),
     }
 }
@@ -961,28 +1164,36 @@ async fn bulk(
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let rows: Vec<TemplateRow> = match body.selection.mode {
         SelectionMode::Ids => {
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM message_templates t WHERE t.org_id = $1 AND t.id = ANY($2)"))
-                .bind(org_id)
-                .bind(body.selection.uuids())
-                .fetch_all(&state.db)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM message_templates t WHERE t.org_id = $1 AND t.id = ANY($2)"
+            ))
+            .bind(org_id)
+            .bind(body.selection.uuids())
+            .fetch_all(&state.db)
+            .await?
         }
         SelectionMode::Filter => {
-            let f = body.selection.filter.as_ref().expect("validated: filter mode has a filter");
+            let f = body
+                .selection
+                .filter
+                .as_ref()
+                .expect("validated: filter mode has a filter");
             let status = match f.status.as_deref() {
                 None => None,
                 Some(s) if s.eq_ignore_ascii_case("all") => None,
                 Some(s) => Some(s.to_uppercase()),
             };
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM message_templates t WHERE {LIST_FILTER} LIMIT 1000"))
-                .bind(org_id)
-                .bind(status)
-                .bind(f.account_id)
-                .bind(search_pattern(f.search.as_deref()))
-                .bind(f.category.as_deref().map(str::to_uppercase))
-                .bind(&f.language)
-                .fetch_all(&state.db)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM message_templates t WHERE {LIST_FILTER} LIMIT 1000"
+            ))
+            .bind(org_id)
+            .bind(status)
+            .bind(f.account_id)
+            .bind(search_pattern(f.search.as_deref()))
+            .bind(f.category.as_deref().map(str::to_uppercase))
+            .bind(&f.language)
+            .fetch_all(&state.db)
+            .await?
         }
     };
     let matched = rows.len();
@@ -1006,14 +1217,20 @@ async fn bulk(
                 match submit_row(&state, org_id, row).await {
                     Ok(()) => affected += 1,
                     Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
-                    Err(e) => skipped.push(TemplateBulkSkip { id: row.id, reason: api_error_reason(&e) }),
+                    Err(e) => skipped.push(TemplateBulkSkip {
+                        id: row.id,
+                        reason: api_error_reason(&e),
+                    }),
                 }
             }
         }
         TemplateBulkAction::DeleteMeta => {
             for row in &rows {
                 if row.status == "REMOVED" || row.status == "PENDING_DELETION" {
-                    skipped.push(TemplateBulkSkip { id: row.id, reason: format!("already {}", row.status) });
+                    skipped.push(TemplateBulkSkip {
+                        id: row.id,
+                        reason: format!("already {}", row.status),
+                    });
                     continue;
                 }
                 let mut tx = state.db.begin().await?;
@@ -1023,12 +1240,19 @@ async fn bulk(
                         affected += 1;
                     }
                     Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
-                    Err(e) => skipped.push(TemplateBulkSkip { id: row.id, reason: api_error_reason(&e) }),
+                    Err(e) => skipped.push(TemplateBulkSkip {
+                        id: row.id,
+                        reason: api_error_reason(&e),
+                    }),
                 }
             }
         }
     }
-    Ok(Data::new(TemplateBulkResult { matched, affected, skipped }))
+    Ok(Data::new(TemplateBulkResult {
+        matched,
+        affected,
+        skipped,
+    }))
 }
 
 // ---- header media -----------------------------------------------------------------------------
@@ -1059,38 +1283,63 @@ fn header_limit(mime: &str) -> Option<u64> {
 #[utoipa::path(post, path = "/templates/upload-media", tag = "templates",
     request_body(content_type = "multipart/form-data", description = "file"),
     responses((status = 201, body = Data<TemplateUploadOut>), (status = 413), (status = 422)))]
-async fn upload_media(State(state): State<AppState>, auth: Auth, mut multipart: Multipart) -> ApiResult<impl IntoResponse> {
+async fn upload_media(
+    State(state): State<AppState>,
+    auth: Auth,
+    mut multipart: Multipart,
+) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let mut file: Option<(Bytes, String, String)> = None;
-    while let Some(field) =
-        multipart.next_field().await.map_err(|e| ApiError::BadRequest(format!("Malformed multipart body: {e}")))?
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("Malformed multipart body: {e}")))?
     {
         if field.name() == Some("file") {
             let filename = field.file_name().unwrap_or("header").to_string();
-            let mime = field.content_type().unwrap_or("application/octet-stream").to_string();
-            let bytes = field.bytes().await.map_err(|_| ApiError::PayloadTooLarge("The file is too large".into()))?;
+            let mime = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|_| ApiError::PayloadTooLarge("The file is too large".into()))?;
             file = Some((bytes, mime, filename));
         }
     }
     let Some((bytes, mime, filename)) = file else {
-        return Err(ApiError::Validation(vec![FieldError::new(&["body", "file"], "Field required", "missing")]));
+        return Err(ApiError::Validation(vec![FieldError::new(
+            &["body", "file"],
+            "Field required",
+            "missing",
+        )]));
     };
     let Some(limit) = header_limit(&mime) else {
-        return Err(ApiError::invalid_field("file", format!("{mime} cannot be a template header: use JPEG, PNG, MP4 or PDF")));
+        return Err(ApiError::invalid_field(
+            "file",
+            format!("{mime} cannot be a template header: use JPEG, PNG, MP4 or PDF"),
+        ));
     };
     if bytes.is_empty() {
         return Err(ApiError::invalid_field("file", "the file is empty"));
     }
     if bytes.len() as u64 > limit {
-        return Err(ApiError::PayloadTooLarge(format!("{mime} headers are limited to {limit} bytes")));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{mime} headers are limited to {limit} bytes"
+        )));
     }
     let id = Uuid::new_v4();
     let blob = format!("{org_id}/templates/{id}");
     let path = state.config.blob_dir.join(&blob);
     if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(|e| ApiError::Internal(e.into()))?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    tokio::fs::write(&path, &bytes).await.map_err(|e| ApiError::Internal(e.into()))?;
+    tokio::fs::write(&path, &bytes)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let handle = format!("wharf:{}", id.simple());
     sqlx::query(
         "INSERT INTO template_media (id, org_id, handle, blob_path, mime_type, filename, size_bytes)
@@ -1105,26 +1354,47 @@ async fn upload_media(State(state): State<AppState>, auth: Auth, mut multipart: 
     .bind(bytes.len() as i64)
     .execute(&state.db)
     .await?;
-    Ok((StatusCode::CREATED, Data::new(TemplateUploadOut { handle, mime_type: mime, size: bytes.len(), filename })))
+    Ok((
+        StatusCode::CREATED,
+        Data::new(TemplateUploadOut {
+            handle,
+            mime_type: mime,
+            size: bytes.len(),
+            filename,
+        }),
+    ))
 }
 
 /// Serve a template's header file. Public (no credentials), like the seed: it is the link
 /// Meta fetches when a template with a media header is sent; the id is unguessable.
 #[utoipa::path(get, path = "/templates/{id}/header-media", tag = "templates",
     responses((status = 200, description = "the file"), (status = 404)))]
-async fn header_media_file(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn header_media_file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_id(&id, "Header media")?;
-    let row: Option<(Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT header_blob_path, header_mime_type FROM message_templates WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?;
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT header_blob_path, header_mime_type FROM message_templates WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?;
     let Some((Some(blob), mime)) = row else {
         return Err(ApiError::not_found("Header media"));
     };
-    let bytes = tokio::fs::read(state.config.blob_dir.join(&blob)).await.map_err(|_| ApiError::not_found("Header media"))?;
+    let bytes = tokio::fs::read(state.config.blob_dir.join(&blob))
+        .await
+        .map_err(|_| ApiError::not_found("Header media"))?;
     let mime = mime.unwrap_or_else(|| "application/octet-stream".into());
-    Ok(([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "private, max-age=300".into())], bytes).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "private, max-age=300".into()),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 // ---- sync -------------------------------------------------------------------------------------
@@ -1156,7 +1426,11 @@ pub struct TemplateSyncOut {
 /// (one unfinished per number). 202 with the job ids.
 #[utoipa::path(post, path = "/templates/sync", tag = "templates", params(SyncQuery),
     responses((status = 202, body = Data<TemplateSyncOut>), (status = 403), (status = 422)))]
-async fn sync(State(state): State<AppState>, auth: Auth, ValidQuery(q): ValidQuery<SyncQuery>) -> ApiResult<impl IntoResponse> {
+async fn sync(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidQuery(q): ValidQuery<SyncQuery>,
+) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let accounts: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM whatsapp_accounts WHERE org_id = $1 AND status = 'CONNECTED' AND ($2::uuid IS NULL OR id = $2)
@@ -1176,13 +1450,23 @@ async fn sync(State(state): State<AppState>, auth: Auth, ValidQuery(q): ValidQue
     let mut tx = state.db.begin().await?;
     let mut job_ids = Vec::new();
     for a in &accounts {
-        if let Some(id) = tpl::request_sync(&mut tx, org_id, *a).await.map_err(|e| ApiError::Internal(e.into()))? {
+        if let Some(id) = tpl::request_sync(&mut tx, org_id, *a)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+        {
             job_ids.push(id);
         }
     }
     tx.commit().await?;
     let already_queued = accounts.len() - job_ids.len();
-    Ok((StatusCode::ACCEPTED, Data::new(TemplateSyncOut { accounts: accounts.len(), job_ids, already_queued })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Data::new(TemplateSyncOut {
+            accounts: accounts.len(),
+            job_ids,
+            already_queued,
+        }),
+    ))
 }
 
 // ---- send -------------------------------------------------------------------------------------
@@ -1230,8 +1514,13 @@ impl Validate for SendTemplateRequest {
 
 impl SendParams {
     fn validate(&self, v: &mut Violations) {
-        if self.components.is_some() && (self.parameters.is_some() || self.header.is_some() || self.buttons.is_some()) {
-            v.add("components", "give either components or parameters/header/buttons, not both");
+        if self.components.is_some()
+            && (self.parameters.is_some() || self.header.is_some() || self.buttons.is_some())
+        {
+            v.add(
+                "components",
+                "give either components or parameters/header/buttons, not both",
+            );
         }
         if let Some(l) = &self.language {
             if !rules::valid_language(l) {
@@ -1240,7 +1529,11 @@ impl SendParams {
         }
         if let Some(p) = &self.parameters {
             if !(p.is_array() || p.is_object()) {
-                v.add_kind("parameters", "must be a list (positional) or an object (named)", "type_error");
+                v.add_kind(
+                    "parameters",
+                    "must be a list (positional) or an object (named)",
+                    "type_error",
+                );
             }
         }
     }
@@ -1262,9 +1555,16 @@ pub struct SendToPhoneRequest {
 impl Validate for SendToPhoneRequest {
     fn validate(&self, v: &mut Violations) {
         if normalize_phone(&self.phone).is_none() {
-            v.add("phone", "must be a phone number with country code (8 to 15 digits)");
+            v.add(
+                "phone",
+                "must be a phone number with country code (8 to 15 digits)",
+            );
         }
-        if self.account_id.as_deref().is_some_and(|a| Uuid::parse_str(a).is_err()) {
+        if self
+            .account_id
+            .as_deref()
+            .is_some_and(|a| Uuid::parse_str(a).is_err())
+        {
             v.add("accountId", "must be a WhatsApp account id");
         }
         v.optional_text("name", self.name.as_deref(), 200);
@@ -1274,7 +1574,10 @@ impl Validate for SendToPhoneRequest {
 
 fn normalize_phone(raw: &str) -> Option<String> {
     let trimmed = raw.trim();
-    if !trimmed.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
+    if !trimmed
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+    {
         return None;
     }
     let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
@@ -1300,18 +1603,29 @@ async fn sendable_template(
     .fetch_all(&state.db)
     .await?;
     if rows.is_empty() {
-        return Err(ApiError::NotFound(format!("Template {name} not found for this WhatsApp number")));
+        return Err(ApiError::NotFound(format!(
+            "Template {name} not found for this WhatsApp number"
+        )));
     }
     let languages: Vec<String> = rows.iter().map(|r| r.language.clone()).collect();
     let row = match language {
         Some(l) => rows.into_iter().find(|r| r.language == l).ok_or_else(|| {
-            ApiError::invalid_field("language", format!("template {name} has no {l} version (it has {})", languages.join(", ")))
+            ApiError::invalid_field(
+                "language",
+                format!(
+                    "template {name} has no {l} version (it has {})",
+                    languages.join(", ")
+                ),
+            )
         })?,
         None if rows.len() == 1 => rows.into_iter().next().expect("one row"),
         None => {
             return Err(ApiError::invalid_field(
                 "language",
-                format!("template {name} exists in several languages ({}): say which", languages.join(", ")),
+                format!(
+                    "template {name} exists in several languages ({}): say which",
+                    languages.join(", ")
+                ),
             ))
         }
     };
@@ -1347,7 +1661,9 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
                     value: c.clone(),
                     loc: l(&["components", &i]),
                     params_at: l(&["components", &i, "parameters"]),
-                    param_locs: (0..n).map(|j| l(&["components", &i, "parameters", &j.to_string()])).collect(),
+                    param_locs: (0..n)
+                        .map(|j| l(&["components", &i, "parameters", &j.to_string()]))
+                        .collect(),
                 }
             })
             .collect();
@@ -1364,7 +1680,12 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
             } else {
                 json!({"type": kind, kind.clone(): h})
             };
-            out.push(SendComponent { value: json!({"type": "header", "parameters": [param]}), loc: l(&["header"]), params_at: l(&["header"]), param_locs: vec![l(&["header"])] });
+            out.push(SendComponent {
+                value: json!({"type": "header", "parameters": [param]}),
+                loc: l(&["header"]),
+                params_at: l(&["header"]),
+                param_locs: vec![l(&["header"])],
+            });
         }
         (Some(h), _) => {
             let param = match h {
@@ -1375,7 +1696,12 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
                 }
                 other => other.clone(),
             };
-            out.push(SendComponent { value: json!({"type": "header", "parameters": [param]}), loc: l(&["header"]), params_at: l(&["header"]), param_locs: vec![l(&["header"])] });
+            out.push(SendComponent {
+                value: json!({"type": "header", "parameters": [param]}),
+                loc: l(&["header"]),
+                params_at: l(&["header"]),
+                param_locs: vec![l(&["header"])],
+            });
         }
         (None, Some(f)) if f != "TEXT" && f != "LOCATION" && row.header_blob_path.is_some() => {
             let kind = f.to_lowercase();
@@ -1416,16 +1742,32 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
             _ => String::new(),
         };
         let template_button = rules::component(&row.components, "BUTTONS")
-            .and_then(|c| c["buttons"].get(index.parse::<usize>().unwrap_or(usize::MAX)).cloned())
+            .and_then(|c| {
+                c["buttons"]
+                    .get(index.parse::<usize>().unwrap_or(usize::MAX))
+                    .cloned()
+            })
             .unwrap_or(Value::Null);
-        let ttype = template_button["type"].as_str().unwrap_or("URL").to_uppercase();
+        let ttype = template_button["type"]
+            .as_str()
+            .unwrap_or("URL")
+            .to_uppercase();
         let (sub_type, param) = match ttype.as_str() {
-            "QUICK_REPLY" => ("quick_reply", b.get("payload").map(|p| json!({"type": "payload", "payload": p}))),
+            "QUICK_REPLY" => (
+                "quick_reply",
+                b.get("payload")
+                    .map(|p| json!({"type": "payload", "payload": p})),
+            ),
             "COPY_CODE" => (
                 "copy_code",
-                b.get("couponCode").or(b.get("coupon_code")).map(|c| json!({"type": "coupon_code", "coupon_code": c})),
+                b.get("couponCode")
+                    .or(b.get("coupon_code"))
+                    .map(|c| json!({"type": "coupon_code", "coupon_code": c})),
             ),
-            _ => ("url", b.get("text").map(|t| json!({"type": "text", "text": t}))),
+            _ => (
+                "url",
+                b.get("text").map(|t| json!({"type": "text", "text": t})),
+            ),
         };
         out.push(SendComponent {
             value: json!({"type": "button", "sub_type": sub_type, "index": index, "parameters": param.into_iter().collect::<Vec<_>>()}),
@@ -1439,7 +1781,11 @@ fn build_components(state: &AppState, row: &TemplateRow, p: &SendParams) -> Vec<
 
 /// Checks a send's parameters against the template and builds the Cloud API template object
 /// and what the inbox shows.
-fn template_message(state: &AppState, row: &TemplateRow, p: &SendParams) -> ApiResult<(Value, Value)> {
+fn template_message(
+    state: &AppState,
+    row: &TemplateRow,
+    p: &SendParams,
+) -> ApiResult<(Value, Value)> {
     let send = build_components(state, row, p);
     let mut issues = Issues::default();
     let shorthand = p.components.is_none();
@@ -1467,13 +1813,22 @@ fn template_message(state: &AppState, row: &TemplateRow, p: &SendParams) -> ApiR
     Ok((object, content))
 }
 
-fn idempotency(headers: &HeaderMap, scope: &str, req: &impl Serialize) -> ApiResult<Option<(String, String)>> {
+fn idempotency(
+    headers: &HeaderMap,
+    scope: &str,
+    req: &impl Serialize,
+) -> ApiResult<Option<(String, String)>> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = v.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))?.trim();
+    let key = v
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))?
+        .trim();
     if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 255 characters".into()));
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 characters".into(),
+        ));
     }
     let mut h = Sha256::new();
     h.update(scope.as_bytes());
@@ -1496,11 +1851,19 @@ async fn send(
     ValidJson(req): ValidJson<SendTemplateRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_SEND)?;
-    let conversation_id = Uuid::parse_str(req.conversation_id.trim()).map_err(|_| ApiError::not_found("Conversation"))?;
+    let conversation_id = Uuid::parse_str(req.conversation_id.trim())
+        .map_err(|_| ApiError::not_found("Conversation"))?;
     let idem = idempotency(&headers, &format!("template:{name}"), &req)?;
     let target = load_target(&state, org_id, conversation_id).await?;
     ensure_sendable(&target)?;
-    let row = sendable_template(&state, org_id, target.account_id, &name, req.params.language.as_deref()).await?;
+    let row = sendable_template(
+        &state,
+        org_id,
+        target.account_id,
+        &name,
+        req.params.language.as_deref(),
+    )
+    .await?;
     let (object, content) = template_message(&state, &row, &req.params)?;
     let message = queue(
         &state,
@@ -1540,14 +1903,25 @@ async fn send_to_phone(
     let account_id = match req.account_id.as_deref() {
         Some(raw) => {
             let id = Uuid::parse_str(raw).expect("validated");
-            let status: Option<String> = sqlx::query_scalar("SELECT status FROM whatsapp_accounts WHERE id = $1 AND org_id = $2")
-                .bind(id)
-                .bind(org_id)
-                .fetch_optional(&state.db)
-                .await?;
+            let status: Option<String> = sqlx::query_scalar(
+                "SELECT status FROM whatsapp_accounts WHERE id = $1 AND org_id = $2",
+            )
+            .bind(id)
+            .bind(org_id)
+            .fetch_optional(&state.db)
+            .await?;
             match status.as_deref() {
-                None => return Err(ApiError::invalid_field("accountId", "no such WhatsApp account")),
-                Some("DISCONNECTED") => return Err(ApiError::Conflict("This WhatsApp number is disconnected".into())),
+                None => {
+                    return Err(ApiError::invalid_field(
+                        "accountId",
+                        "no such WhatsApp account",
+                    ))
+                }
+                Some("DISCONNECTED") => {
+                    return Err(ApiError::Conflict(
+                        "This WhatsApp number is disconnected".into(),
+                    ))
+                }
                 Some(_) => id,
             }
         }
@@ -1563,11 +1937,20 @@ async fn send_to_phone(
             .bind(&name)
             .fetch_optional(&state.db)
             .await?;
-            found.ok_or_else(|| ApiError::invalid_field("accountId", "connect a WhatsApp number first"))?
+            found.ok_or_else(|| {
+                ApiError::invalid_field("accountId", "connect a WhatsApp number first")
+            })?
         }
     };
     // Everything is checked before the contact or conversation is created.
-    let row = sendable_template(&state, org_id, account_id, &name, req.params.language.as_deref()).await?;
+    let row = sendable_template(
+        &state,
+        org_id,
+        account_id,
+        &name,
+        req.params.language.as_deref(),
+    )
+    .await?;
     let (object, content) = template_message(&state, &row, &req.params)?;
     let mut tx = state.db.begin().await?;
     let contact_id: Uuid = sqlx::query_scalar(
@@ -1618,7 +2001,10 @@ mod tests {
 
     #[test]
     fn phones() {
-        assert_eq!(normalize_phone("+1 (650) 555-1234").as_deref(), Some("16505551234"));
+        assert_eq!(
+            normalize_phone("+1 (650) 555-1234").as_deref(),
+            Some("16505551234")
+        );
         assert_eq!(normalize_phone("123"), None);
         assert_eq!(normalize_phone("abc12345678"), None);
     }

@@ -55,8 +55,14 @@ pub fn dispatch_key(campaign_id: Uuid) -> String {
 }
 
 /// Enqueues the campaign's dispatcher unless one is already waiting or running.
-pub async fn enqueue_dispatch(conn: &mut PgConnection, org_id: Uuid, campaign_id: Uuid) -> Result<Option<i64>, jobs::JobsError> {
-    let job = NewJob::new(DispatchCampaign { campaign_id }).org(org_id).unique_key(dispatch_key(campaign_id));
+pub async fn enqueue_dispatch(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    campaign_id: Uuid,
+) -> Result<Option<i64>, jobs::JobsError> {
+    let job = NewJob::new(DispatchCampaign { campaign_id })
+        .org(org_id)
+        .unique_key(dispatch_key(campaign_id));
     jobs::enqueue(&mut *conn, job).await
 }
 
@@ -83,14 +89,19 @@ pub fn normalize_phone(raw: &str) -> Result<String, &'static str> {
     if t.is_empty() {
         return Err("phone is empty");
     }
-    let mut s: String = t.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\u{a0}' | '\t')).collect();
+    let mut s: String = t
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\u{a0}' | '\t'))
+        .collect();
     if let Some(rest) = s.strip_prefix('+') {
         s = rest.to_string();
     } else if let Some(rest) = s.strip_prefix("00") {
         s = rest.to_string();
     }
     if !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("phone must contain only digits, spaces, dashes, parentheses and a leading + or 00");
+        return Err(
+            "phone must contain only digits, spaces, dashes, parentheses and a leading + or 00",
+        );
     }
     if s.starts_with('0') {
         return Err("phone must start with a country calling code (E.164)");
@@ -128,7 +139,12 @@ fn distinct(v: Vec<String>) -> Vec<String> {
 impl TemplateVars {
     pub fn of(components: &Value, parameter_format: &str) -> Self {
         let named = parameter_format.eq_ignore_ascii_case("NAMED");
-        let text = |kind: &str| rules::component(components, kind).and_then(|c| c["text"].as_str()).unwrap_or_default().to_string();
+        let text = |kind: &str| {
+            rules::component(components, kind)
+                .and_then(|c| c["text"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
         let body = distinct(rules::placeholders(&text("BODY")));
         let (header, header_media) = match rules::header_format(components).as_deref() {
             None => (Vec::new(), None),
@@ -138,13 +154,28 @@ impl TemplateVars {
         let dynamic_buttons = rules::component(components, "BUTTONS")
             .and_then(|b| b["buttons"].as_array())
             .is_some_and(|bs| {
-                bs.iter().any(|b| match b["type"].as_str().unwrap_or_default().to_uppercase().as_str() {
-                    "URL" => !rules::placeholders(b["url"].as_str().unwrap_or_default()).is_empty(),
-                    "OTP" | "COPY_CODE" => true,
-                    _ => false,
+                bs.iter().any(|b| {
+                    match b["type"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_uppercase()
+                        .as_str()
+                    {
+                        "URL" => {
+                            !rules::placeholders(b["url"].as_str().unwrap_or_default()).is_empty()
+                        }
+                        "OTP" | "COPY_CODE" => true,
+                        _ => false,
+                    }
                 })
             });
-        Self { named, body, header, header_media, dynamic_buttons }
+        Self {
+            named,
+            body,
+            header,
+            header_media,
+            dynamic_buttons,
+        }
     }
 
     /// The key a header variable is given in a recipient's variables: positional header
@@ -170,7 +201,10 @@ impl TemplateVars {
 
     /// Picks and checks a recipient's variables: `given` maps keys to values (positional
     /// body variables "1".."n"). Returns the variables kept, or why the row is rejected.
-    pub fn check(&self, given: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+    pub fn check(
+        &self,
+        given: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
         let mut out = BTreeMap::new();
         let mut missing = Vec::new();
         for key in self.required_keys() {
@@ -189,7 +223,10 @@ impl TemplateVars {
         }
         if !missing.is_empty() {
             let expected = self.required_keys().join(", ");
-            return Err(format!("missing template variable(s) {} (the template expects: {expected})", missing.join(", ")));
+            return Err(format!(
+                "missing template variable(s) {} (the template expects: {expected})",
+                missing.join(", ")
+            ));
         }
         Ok(out)
     }
@@ -212,11 +249,17 @@ pub fn template_object(
     };
     let mut components = Vec::new();
     if !vars.header.is_empty() {
-        let params: Vec<Value> = vars.header.iter().map(|h| param(&vars.header_key(h), h)).collect();
+        let params: Vec<Value> = vars
+            .header
+            .iter()
+            .map(|h| param(&vars.header_key(h), h))
+            .collect();
         components.push(json!({"type": "header", "parameters": params}));
     } else if let (Some(format), Some(link)) = (&vars.header_media, header_media_link) {
         let kind = format.to_lowercase();
-        components.push(json!({"type": "header", "parameters": [{"type": kind, kind.clone(): {"link": link}}]}));
+        components.push(
+            json!({"type": "header", "parameters": [{"type": kind, kind.clone(): {"link": link}}]}),
+        );
     }
     if !vars.body.is_empty() {
         let params: Vec<Value> = vars.body.iter().map(|b| param(b, b)).collect();
@@ -248,7 +291,10 @@ mod tests {
     #[test]
     fn phones() {
         assert_eq!(normalize_phone("+1 (415) 555-0100").unwrap(), "14155550100");
-        assert_eq!(normalize_phone("0044 20 7946 0958").unwrap(), "442079460958");
+        assert_eq!(
+            normalize_phone("0044 20 7946 0958").unwrap(),
+            "442079460958"
+        );
         assert!(normalize_phone("12345").is_err());
         assert!(normalize_phone("abc").is_err());
         assert!(normalize_phone("+1234567890123456").is_err());

@@ -26,8 +26,20 @@ pub struct Rate {
     pub authentication: f64,
 }
 
-const fn r(calling_code: &'static str, country: &'static str, marketing: f64, utility: f64, authentication: f64) -> Rate {
-    Rate { calling_code, country, marketing, utility, authentication }
+const fn r(
+    calling_code: &'static str,
+    country: &'static str,
+    marketing: f64,
+    utility: f64,
+    authentication: f64,
+) -> Rate {
+    Rate {
+        calling_code,
+        country,
+        marketing,
+        utility,
+        authentication,
+    }
 }
 
 /// Markets by calling code (longest prefix wins). Codes shared by several countries (1: US,

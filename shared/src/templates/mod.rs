@@ -151,13 +151,23 @@ pub fn sync_key(account_id: Uuid) -> String {
 /// Enqueues a sync of the account's templates unless one is already waiting or running.
 /// Cheap to call repeatedly (one insert that the unique key turns into a no-op); call it in
 /// the caller's transaction. Returns the job id, or `None` when one was already queued.
-pub async fn request_sync(conn: &mut PgConnection, org_id: Uuid, account_id: Uuid) -> Result<Option<i64>, JobsError> {
-    let job = NewJob::new(SyncAccount { account_id }).org(org_id).unique_key(sync_key(account_id));
+pub async fn request_sync(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    account_id: Uuid,
+) -> Result<Option<i64>, JobsError> {
+    let job = NewJob::new(SyncAccount { account_id })
+        .org(org_id)
+        .unique_key(sync_key(account_id));
     jobs::enqueue(&mut *conn, job).await
 }
 
 /// Enqueues the submit of a template (one unfinished per template).
-pub async fn enqueue_submit(conn: &mut PgConnection, org_id: Uuid, template_id: Uuid) -> Result<Option<i64>, JobsError> {
+pub async fn enqueue_submit(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    template_id: Uuid,
+) -> Result<Option<i64>, JobsError> {
     let job = NewJob::new(SubmitTemplate { template_id })
         .org(org_id)
         .unique_key(format!("templates.submit:{template_id}"));
@@ -193,7 +203,8 @@ pub async fn apply_status_update(
                 SET status = CASE WHEN deleted_at IS NULL THEN $4 ELSE status END,
                     rejected_reason = CASE WHEN $4 = 'REJECTED' THEN COALESCE($5, rejected_reason)
                                            WHEN $4 = 'APPROVED' THEN NULL ELSE rejected_reason END
-              WHERE org_id = $1 AND waba_id = $2 AND meta_template_id = $3 AND status <> 'DRAFT'",
+              WHERE org_id = $1 AND waba_id = $2 AND meta_template_id = $3
+                AND status NOT IN ('DRAFT', 'PENDING_SUBMISSION', 'PENDING_DELETION')",
         )
         .bind(org_id)
         .bind(waba_id)
@@ -240,7 +251,11 @@ pub async fn apply_status_update(
 }
 
 /// Requests a sync of every connected account of the org on this WABA.
-async fn sync_waba(conn: &mut PgConnection, org_id: Uuid, waba_id: &str) -> Result<usize, JobsError> {
+async fn sync_waba(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    waba_id: &str,
+) -> Result<usize, JobsError> {
     let accounts: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM whatsapp_accounts WHERE org_id = $1 AND waba_id = $2 AND status = 'CONNECTED'",
     )
@@ -283,8 +298,16 @@ pub const SYNC_FIELDS: &str =
 /// that name and language is REMOVED (Meta keeps one per WABA). Drafts are never touched and
 /// templates a user removed stay removed. Returns false when the template was not stored
 /// (malformed or unknown status).
-pub async fn upsert_from_meta(conn: &mut PgConnection, t: &SyncTarget, tpl: &Value) -> Result<bool, sqlx::Error> {
-    let Some(meta_id) = tpl["id"].as_str().map(str::to_string).or_else(|| tpl["id"].as_u64().map(|n| n.to_string())) else {
+pub async fn upsert_from_meta(
+    conn: &mut PgConnection,
+    t: &SyncTarget,
+    tpl: &Value,
+) -> Result<bool, sqlx::Error> {
+    let Some(meta_id) = tpl["id"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| tpl["id"].as_u64().map(|n| n.to_string()))
+    else {
         return Ok(false);
     };
     let name = tpl["name"].as_str().unwrap_or_default();
@@ -294,23 +317,41 @@ pub async fn upsert_from_meta(conn: &mut PgConnection, t: &SyncTarget, tpl: &Val
         tracing::warn!(meta_id, status = ?tpl["status"], "template with a status we do not know; skipped");
         return Ok(false);
     };
-    if !rules::valid_name(name) || !rules::CATEGORIES.contains(&category.as_str()) || language.is_empty() {
+    if !rules::valid_name(name)
+        || !rules::CATEGORIES.contains(&category.as_str())
+        || language.is_empty()
+    {
         tracing::warn!(meta_id, name, "malformed template from Meta; skipped");
         return Ok(false);
     }
-    let parameter_format = match tpl["parameter_format"].as_str().map(str::to_uppercase).as_deref() {
+    let parameter_format = match tpl["parameter_format"]
+        .as_str()
+        .map(str::to_uppercase)
+        .as_deref()
+    {
         Some("NAMED") => "NAMED",
         _ => "POSITIONAL",
     };
-    let components = rules::normalize_components(tpl.get("components").unwrap_or(&Value::Array(vec![])));
-    let quality = tpl["quality_score"]["score"].as_str().or(tpl["quality_score"].as_str());
+    let components =
+        rules::normalize_components(tpl.get("components").unwrap_or(&Value::Array(vec![])));
+    let quality = tpl["quality_score"]["score"]
+        .as_str()
+        .or(tpl["quality_score"].as_str());
     let rejected = tpl["rejected_reason"].as_str().filter(|r| *r != "NONE");
     let previous_category = tpl["previous_category"].as_str();
     let set = "status = CASE WHEN deleted_at IS NULL THEN $3 ELSE 'REMOVED' END, category = $4, parameter_format = $5,
                components = $6, quality_score = COALESCE($7, quality_score), rejected_reason = $8,
                previous_category = COALESCE($9, previous_category), last_synced_at = now()";
+    // An edit or delete on its way to Meta keeps its status and components until its job ran
+    // (what Meta lists now is the version before it).
+    let guarded = "status = CASE WHEN deleted_at IS NOT NULL THEN 'REMOVED'
+                                 WHEN status IN ('PENDING_SUBMISSION', 'PENDING_DELETION') THEN status ELSE $3 END,
+               category = CASE WHEN status = 'PENDING_SUBMISSION' THEN category ELSE $4 END, parameter_format = $5,
+               components = CASE WHEN status = 'PENDING_SUBMISSION' THEN components ELSE $6 END,
+               quality_score = COALESCE($7, quality_score), rejected_reason = $8,
+               previous_category = COALESCE($9, previous_category), last_synced_at = now()";
     let updated = sqlx::query(&format!(
-        "UPDATE message_templates SET {set}
+        "UPDATE message_templates SET {guarded}
           WHERE account_id = $1 AND meta_template_id = $2 AND $10::text IS NOT NULL AND $11::text IS NOT NULL"
     ))
     .bind(t.account_id)
@@ -408,14 +449,17 @@ pub async fn mark_vanished(
 
 /// The connected accounts a [`SyncAll`] fans out to, as sync jobs (unique per account).
 pub async fn enqueue_sync_all(conn: &mut PgConnection) -> Result<Vec<i64>, JobsError> {
-    let accounts: Vec<(Uuid, Uuid)> =
-        sqlx::query_as("SELECT id, org_id FROM whatsapp_accounts WHERE status = 'CONNECTED' ORDER BY created_at")
-            .fetch_all(&mut *conn)
-            .await?;
+    let accounts: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, org_id FROM whatsapp_accounts WHERE status = 'CONNECTED' ORDER BY created_at",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let jobs: Vec<NewJob<SyncAccount>> = accounts
         .into_iter()
         .map(|(account_id, org_id)| {
-            NewJob::new(SyncAccount { account_id }).org(org_id).unique_key(sync_key(account_id))
+            NewJob::new(SyncAccount { account_id })
+                .org(org_id)
+                .unique_key(sync_key(account_id))
         })
         .collect();
     jobs::enqueue_many(&mut *conn, jobs).await

@@ -22,11 +22,19 @@ pub struct Issues(pub Vec<Issue>);
 
 impl Issues {
     fn add(&mut self, loc: &[String], msg: impl Into<String>) {
-        self.0.push(Issue { loc: loc.to_vec(), msg: msg.into(), kind: "value_error" });
+        self.0.push(Issue {
+            loc: loc.to_vec(),
+            msg: msg.into(),
+            kind: "value_error",
+        });
     }
 
     fn add_kind(&mut self, loc: &[String], msg: impl Into<String>, kind: &'static str) {
-        self.0.push(Issue { loc: loc.to_vec(), msg: msg.into(), kind });
+        self.0.push(Issue {
+            loc: loc.to_vec(),
+            msg: msg.into(),
+            kind,
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -47,8 +55,17 @@ fn join(base: &[String], more: &[&str]) -> Vec<String> {
 
 pub const CATEGORIES: [&str; 3] = ["MARKETING", "UTILITY", "AUTHENTICATION"];
 pub const HEADER_FORMATS: [&str; 5] = ["TEXT", "IMAGE", "VIDEO", "DOCUMENT", "LOCATION"];
-pub const BUTTON_TYPES: [&str; 9] =
-    ["QUICK_REPLY", "URL", "PHONE_NUMBER", "COPY_CODE", "OTP", "FLOW", "MPM", "CATALOG", "VOICE_CALL"];
+pub const BUTTON_TYPES: [&str; 9] = [
+    "QUICK_REPLY",
+    "URL",
+    "PHONE_NUMBER",
+    "COPY_CODE",
+    "OTP",
+    "FLOW",
+    "MPM",
+    "CATALOG",
+    "VOICE_CALL",
+];
 pub const MAX_NAME: usize = 512;
 pub const MAX_BODY: usize = 1024;
 pub const MAX_HEADER_TEXT: usize = 60;
@@ -58,7 +75,11 @@ pub const MAX_BUTTON_TEXT: usize = 25;
 
 /// `^[a-z0-9_]+$`, at most 512 characters.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_NAME && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
 /// Meta's language codes: `en`, `en_US`, `pt_BR`, `zh_CN`, `fil`.
@@ -66,7 +87,8 @@ pub fn valid_language(code: &str) -> bool {
     let (lang, region) = code.split_once('_').unwrap_or((code, ""));
     (2..=3).contains(&lang.len())
         && lang.bytes().all(|c| c.is_ascii_lowercase())
-        && (region.is_empty() || ((2..=3).contains(&region.len()) && region.bytes().all(|c| c.is_ascii_uppercase())))
+        && (region.is_empty()
+            || ((2..=3).contains(&region.len()) && region.bytes().all(|c| c.is_ascii_uppercase())))
 }
 
 /// `en-US` (webhook style) → `en_US`.
@@ -92,8 +114,11 @@ pub fn placeholders(text: &str) -> Vec<String> {
 }
 
 fn is_param_name(s: &str) -> bool {
-    s.bytes().next().is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    s.bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
 /// Checks a text's placeholders for the template's parameter format and returns the distinct
@@ -114,14 +139,20 @@ fn check_vars(text: &str, named: bool, at: &[String], issues: &mut Issues) -> Ve
             );
         }
     } else {
-        if let Some(bad) = distinct.iter().find(|v| v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit())) {
+        if let Some(bad) = distinct
+            .iter()
+            .find(|v| v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()))
+        {
             issues.add(at, format!("{{{{{bad}}}}} is a named placeholder: set parameterFormat to NAMED, or use {{{{1}}}}..{{{{n}}}}"));
             return distinct;
         }
         let numbers: BTreeSet<u64> = distinct.iter().filter_map(|v| v.parse().ok()).collect();
         let expected: BTreeSet<u64> = (1..=numbers.len() as u64).collect();
         if numbers != expected {
-            issues.add(at, "placeholders must be numbered {{1}}..{{n}} without gaps");
+            issues.add(
+                at,
+                "placeholders must be numbered {{1}}..{{n}} without gaps",
+            );
         }
     }
     distinct
@@ -132,18 +163,34 @@ fn str_array(v: &Value) -> Option<Vec<&str>> {
 }
 
 /// Checks `example.<key>_named_params` (`[{param_name, example}]`) covers exactly `vars`.
-fn check_named_examples(example: &Value, key: &str, vars: &[String], at: &[String], issues: &mut Issues) {
+fn check_named_examples(
+    example: &Value,
+    key: &str,
+    vars: &[String],
+    at: &[String],
+    issues: &mut Issues,
+) {
     let field = format!("{key}_named_params");
     let at = join(at, &["example", &field]);
     let Some(items) = example.get(&field).and_then(Value::as_array) else {
-        issues.add_kind(&at, format!("{} named placeholder(s) need example values in example.{field}", vars.len()), "missing");
+        issues.add_kind(
+            &at,
+            format!(
+                "{} named placeholder(s) need example values in example.{field}",
+                vars.len()
+            ),
+            "missing",
+        );
         return;
     };
     let mut names = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let name = item["param_name"].as_str().unwrap_or_default();
         if item["example"].as_str().is_none_or(str::is_empty) {
-            issues.add(&join(&at, &[&i.to_string(), "example"]), "must be a non-empty example value");
+            issues.add(
+                &join(&at, &[&i.to_string(), "example"]),
+                "must be a non-empty example value",
+            );
         }
         names.insert(name.to_string());
     }
@@ -151,7 +198,14 @@ fn check_named_examples(example: &Value, key: &str, vars: &[String], at: &[Strin
     if names != wanted || items.len() != vars.len() {
         let mut w: Vec<_> = wanted.into_iter().collect();
         w.sort();
-        issues.add(&at, format!("expected one example per placeholder ({}), got {}", w.join(", "), items.len()));
+        issues.add(
+            &at,
+            format!(
+                "expected one example per placeholder ({}), got {}",
+                w.join(", "),
+                items.len()
+            ),
+        );
     }
 }
 
@@ -182,7 +236,11 @@ pub fn check_components(t: &TemplateSpec<'_>, issues: &mut Issues) {
             issues.add_kind(&at, "must be an object", "type_error");
             continue;
         };
-        let kind = obj.get("type").and_then(Value::as_str).unwrap_or_default().to_uppercase();
+        let kind = obj
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_uppercase();
         *counts.entry(kind.clone()).or_default() += 1;
         let text = obj.get("text").and_then(Value::as_str);
         let example = obj.get("example").cloned().unwrap_or(Value::Null);
@@ -199,7 +257,10 @@ pub fn check_components(t: &TemplateSpec<'_>, issues: &mut Issues) {
                     issues.add(&join(&at, &["text"]), "must not be empty");
                 }
                 if text.chars().count() > MAX_BODY {
-                    issues.add(&join(&at, &["text"]), format!("must be at most {MAX_BODY} characters"));
+                    issues.add(
+                        &join(&at, &["text"]),
+                        format!("must be at most {MAX_BODY} characters"),
+                    );
                 }
                 let vars = check_vars(text, t.named, &join(&at, &["text"]), issues);
                 if vars.is_empty() {
@@ -230,7 +291,10 @@ pub fn check_components(t: &TemplateSpec<'_>, issues: &mut Issues) {
                 None => issues.add_kind(&join(&at, &["text"]), "Field required", "missing"),
                 Some(text) => {
                     if text.chars().count() > MAX_FOOTER {
-                        issues.add(&join(&at, &["text"]), format!("must be at most {MAX_FOOTER} characters"));
+                        issues.add(
+                            &join(&at, &["text"]),
+                            format!("must be at most {MAX_FOOTER} characters"),
+                        );
                     }
                     if !placeholders(text).is_empty() {
                         issues.add(&join(&at, &["text"]), "a footer cannot have placeholders");
@@ -258,28 +322,51 @@ pub fn check_components(t: &TemplateSpec<'_>, issues: &mut Issues) {
     }
 }
 
-fn check_header(obj: &serde_json::Map<String, Value>, named: bool, at: &[String], issues: &mut Issues) {
-    let format = obj.get("format").and_then(Value::as_str).unwrap_or("TEXT").to_uppercase();
+fn check_header(
+    obj: &serde_json::Map<String, Value>,
+    named: bool,
+    at: &[String],
+    issues: &mut Issues,
+) {
+    let format = obj
+        .get("format")
+        .and_then(Value::as_str)
+        .unwrap_or("TEXT")
+        .to_uppercase();
     if !HEADER_FORMATS.contains(&format.as_str()) {
-        issues.add_kind(&join(at, &["format"]), "must be TEXT, IMAGE, VIDEO, DOCUMENT or LOCATION", "enum");
+        issues.add_kind(
+            &join(at, &["format"]),
+            "must be TEXT, IMAGE, VIDEO, DOCUMENT or LOCATION",
+            "enum",
+        );
         return;
     }
     let example = obj.get("example").cloned().unwrap_or(Value::Null);
     match format.as_str() {
         "TEXT" => {
             let Some(text) = obj.get("text").and_then(Value::as_str) else {
-                issues.add_kind(&join(at, &["text"]), "Field required for a TEXT header", "missing");
+                issues.add_kind(
+                    &join(at, &["text"]),
+                    "Field required for a TEXT header",
+                    "missing",
+                );
                 return;
             };
             if text.trim().is_empty() {
                 issues.add(&join(at, &["text"]), "must not be empty");
             }
             if text.chars().count() > MAX_HEADER_TEXT {
-                issues.add(&join(at, &["text"]), format!("must be at most {MAX_HEADER_TEXT} characters"));
+                issues.add(
+                    &join(at, &["text"]),
+                    format!("must be at most {MAX_HEADER_TEXT} characters"),
+                );
             }
             let vars = check_vars(text, named, &join(at, &["text"]), issues);
             if vars.len() > 1 {
-                issues.add(&join(at, &["text"]), "a text header can have at most one placeholder");
+                issues.add(
+                    &join(at, &["text"]),
+                    "a text header can have at most one placeholder",
+                );
             } else if vars.len() == 1 {
                 if named {
                     check_named_examples(&example, "header_text", &vars, at, issues);
@@ -319,7 +406,11 @@ fn check_header(obj: &serde_json::Map<String, Value>, named: bool, at: &[String]
 fn check_buttons(obj: &serde_json::Map<String, Value>, at: &[String], issues: &mut Issues) {
     let b_at = join(at, &["buttons"]);
     let Some(buttons) = obj.get("buttons").and_then(Value::as_array) else {
-        issues.add_kind(&b_at, "Field required: an array of 1 to 10 buttons", "missing");
+        issues.add_kind(
+            &b_at,
+            "Field required: an array of 1 to 10 buttons",
+            "missing",
+        );
         return;
     };
     if buttons.is_empty() || buttons.len() > MAX_BUTTONS {
@@ -330,16 +421,22 @@ fn check_buttons(obj: &serde_json::Map<String, Value>, at: &[String], issues: &m
         let at = join(&b_at, &[&j.to_string()]);
         let kind = b["type"].as_str().unwrap_or_default().to_uppercase();
         if !BUTTON_TYPES.contains(&kind.as_str()) {
-            issues.add_kind(&join(&at, &["type"]), format!("must be one of {}", BUTTON_TYPES.join(", ")), "enum");
+            issues.add_kind(
+                &join(&at, &["type"]),
+                format!("must be one of {}", BUTTON_TYPES.join(", ")),
+                "enum",
+            );
             continue;
         }
         let text = b["text"].as_str();
         if matches!(kind.as_str(), "QUICK_REPLY" | "URL" | "PHONE_NUMBER") {
             match text {
                 None => issues.add_kind(&join(&at, &["text"]), "Field required", "missing"),
-                Some(t) if t.trim().is_empty() || t.chars().count() > MAX_BUTTON_TEXT => {
-                    issues.add(&join(&at, &["text"]), format!("must be 1 to {MAX_BUTTON_TEXT} characters"))
-                }
+                Some(t) if t.trim().is_empty() || t.chars().count() > MAX_BUTTON_TEXT => issues
+                    .add(
+                        &join(&at, &["text"]),
+                        format!("must be 1 to {MAX_BUTTON_TEXT} characters"),
+                    ),
                 _ => {}
             }
         }
@@ -347,14 +444,27 @@ fn check_buttons(obj: &serde_json::Map<String, Value>, at: &[String], issues: &m
             "URL" => {
                 urls += 1;
                 let url = b["url"].as_str().unwrap_or_default();
-                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
-                    issues.add(&join(&at, &["url"]), "must be an http(s) URL of at most 2000 characters");
+                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000
+                {
+                    issues.add(
+                        &join(&at, &["url"]),
+                        "must be an http(s) URL of at most 2000 characters",
+                    );
                 }
                 let vars = placeholders(url);
-                if vars.len() > 1 || (vars.len() == 1 && (vars[0] != "1" || !url.trim_end().ends_with("}}"))) {
-                    issues.add(&join(&at, &["url"]), "a URL can have one placeholder, {{1}}, at its end");
+                if vars.len() > 1
+                    || (vars.len() == 1 && (vars[0] != "1" || !url.trim_end().ends_with("}}")))
+                {
+                    issues.add(
+                        &join(&at, &["url"]),
+                        "a URL can have one placeholder, {{1}}, at its end",
+                    );
                 } else if vars.len() == 1 && b["example"].as_array().is_none_or(|e| e.is_empty()) {
-                    issues.add_kind(&join(&at, &["example"]), "a dynamic URL needs an example: [\"https://...\"]", "missing");
+                    issues.add_kind(
+                        &join(&at, &["example"]),
+                        "a dynamic URL needs an example: [\"https://...\"]",
+                        "missing",
+                    );
                 }
             }
             "PHONE_NUMBER" => {
@@ -362,18 +472,30 @@ fn check_buttons(obj: &serde_json::Map<String, Value>, at: &[String], issues: &m
                 let phone = b["phone_number"].as_str().unwrap_or_default();
                 let digits = phone.chars().filter(char::is_ascii_digit).count();
                 if !(5..=20).contains(&digits) {
-                    issues.add(&join(&at, &["phone_number"]), "must be a phone number with country code");
+                    issues.add(
+                        &join(&at, &["phone_number"]),
+                        "must be a phone number with country code",
+                    );
                 }
             }
-            "COPY_CODE" => {
-                if b["example"].as_str().is_none_or(|e| e.is_empty() || e.chars().count() > 15) {
-                    issues.add(&join(&at, &["example"]), "must be a sample code of 1 to 15 characters");
-                }
+            "COPY_CODE"
+                if b["example"]
+                    .as_str()
+                    .is_none_or(|e| e.is_empty() || e.chars().count() > 15) =>
+            {
+                issues.add(
+                    &join(&at, &["example"]),
+                    "must be a sample code of 1 to 15 characters",
+                );
             }
             "OTP" => {
                 let t = b["otp_type"].as_str().unwrap_or_default().to_uppercase();
                 if !["COPY_CODE", "ONE_TAP", "ZERO_TAP"].contains(&t.as_str()) {
-                    issues.add_kind(&join(&at, &["otp_type"]), "must be COPY_CODE, ONE_TAP or ZERO_TAP", "enum");
+                    issues.add_kind(
+                        &join(&at, &["otp_type"]),
+                        "must be COPY_CODE, ONE_TAP or ZERO_TAP",
+                        "enum",
+                    );
                 }
             }
             _ => {}
@@ -396,7 +518,12 @@ pub fn normalize_components(components: &Value) -> Value {
                 comp[key] = Value::String(s);
             }
         }
-        for b in comp.get_mut("buttons").and_then(Value::as_array_mut).into_iter().flatten() {
+        for b in comp
+            .get_mut("buttons")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             if let Some(s) = b.get("type").and_then(Value::as_str).map(str::to_uppercase) {
                 b["type"] = Value::String(s);
             }
@@ -407,10 +534,11 @@ pub fn normalize_components(components: &Value) -> Value {
 
 /// The template's component of `kind` (HEADER, BODY, FOOTER, BUTTONS).
 pub fn component<'a>(components: &'a Value, kind: &str) -> Option<&'a Value> {
-    components
-        .as_array()?
-        .iter()
-        .find(|c| c["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(kind)))
+    components.as_array()?.iter().find(|c| {
+        c["type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case(kind))
+    })
 }
 
 /// The header format of a template (`TEXT`, `IMAGE`, ...), if it has a header.
@@ -420,20 +548,35 @@ pub fn header_format(components: &Value) -> Option<String> {
 
 /// The handle in a media header's example, if any.
 pub fn header_handle(components: &Value) -> Option<String> {
-    component(components, "HEADER")?["example"]["header_handle"].get(0)?.as_str().map(str::to_string)
+    component(components, "HEADER")?["example"]["header_handle"]
+        .get(0)?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// Renders the body text with the parameters sent (for the inbox preview).
 pub fn render_body(components: &Value, send_components: &[Value]) -> Option<String> {
     let mut text = component(components, "BODY")?["text"].as_str()?.to_string();
-    let body = send_components.iter().find(|c| c["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("body")));
-    for (i, p) in body.and_then(|b| b["parameters"].as_array()).into_iter().flatten().enumerate() {
+    let body = send_components.iter().find(|c| {
+        c["type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("body"))
+    });
+    for (i, p) in body
+        .and_then(|b| b["parameters"].as_array())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let value = p["text"]
             .as_str()
             .or(p["currency"]["fallback_value"].as_str())
             .or(p["date_time"]["fallback_value"].as_str())
             .unwrap_or_default();
-        let key = p["parameter_name"].as_str().map(str::to_string).unwrap_or_else(|| (i + 1).to_string());
+        let key = p["parameter_name"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| (i + 1).to_string());
         text = text.replace(&format!("{{{{{key}}}}}", key = key), value);
     }
     Some(text)
@@ -463,15 +606,29 @@ pub fn check_send(
     issues: &mut Issues,
 ) {
     let find = |kind: &str| {
-        send.iter().filter(|c| c.value["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(kind))).collect::<Vec<_>>()
+        send.iter()
+            .filter(|c| {
+                c.value["type"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(kind))
+            })
+            .collect::<Vec<_>>()
     };
     for c in send {
         let t = c.value["type"].as_str().unwrap_or_default().to_lowercase();
         if !["header", "body", "button"].contains(&t.as_str()) {
-            issues.add_kind(&join(&c.loc, &["type"]), "must be header, body or button", "enum");
+            issues.add_kind(
+                &join(&c.loc, &["type"]),
+                "must be header, body or button",
+                "enum",
+            );
         }
         if !c.value["parameters"].is_array() && t != "button" {
-            issues.add_kind(&c.params_at, "Field required: an array of parameters", "missing");
+            issues.add_kind(
+                &c.params_at,
+                "Field required: an array of parameters",
+                "missing",
+            );
         }
     }
     // Header.
@@ -483,33 +640,69 @@ pub fn check_send(
             }
         }
         Some("TEXT") => {
-            let text = component(template_components, "HEADER").and_then(|h| h["text"].as_str()).unwrap_or_default();
+            let text = component(template_components, "HEADER")
+                .and_then(|h| h["text"].as_str())
+                .unwrap_or_default();
             let vars = distinct(placeholders(text));
-            check_text_params(headers.first().copied(), &vars, named, "header", &missing_at, issues);
+            check_text_params(
+                headers.first().copied(),
+                &vars,
+                named,
+                "header",
+                &missing_at,
+                issues,
+            );
         }
         Some(format) => {
             let kind = format.to_lowercase();
             match headers.first() {
-                None => issues.add_kind(&missing_at("header"), format!("this template's {format} header needs a {kind} parameter"), "missing"),
+                None => issues.add_kind(
+                    &missing_at("header"),
+                    format!("this template's {format} header needs a {kind} parameter"),
+                    "missing",
+                ),
                 Some(h) => {
-                    let params = h.value["parameters"].as_array().cloned().unwrap_or_default();
+                    let params = h.value["parameters"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
                     if params.len() != 1 {
-                        issues.add(&h.params_at, format!("expected 1 {kind} parameter, got {}", params.len()));
+                        issues.add(
+                            &h.params_at,
+                            format!("expected 1 {kind} parameter, got {}", params.len()),
+                        );
                     } else {
                         let p = &params[0];
-                        let at = h.param_locs.first().cloned().unwrap_or_else(|| join(&h.params_at, &["0"]));
+                        let at = h
+                            .param_locs
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| join(&h.params_at, &["0"]));
                         if p["type"].as_str() != Some(kind.as_str()) {
-                            issues.add(&join(&at, &["type"]), format!("the header is {format}: the parameter must be of type {kind}"));
+                            issues.add(
+                                &join(&at, &["type"]),
+                                format!(
+                                    "the header is {format}: the parameter must be of type {kind}"
+                                ),
+                            );
                         } else if kind == "location" {
-                            if !(p["location"]["latitude"].is_number() && p["location"]["longitude"].is_number()) {
-                                issues.add(&join(&at, &["location"]), "needs latitude and longitude");
+                            if !(p["location"]["latitude"].is_number()
+                                && p["location"]["longitude"].is_number())
+                            {
+                                issues
+                                    .add(&join(&at, &["location"]), "needs latitude and longitude");
                             }
                         } else {
                             let m = &p[kind.as_str()];
-                            let link = m["link"].as_str().filter(|l| l.starts_with("https://") || l.starts_with("http://"));
+                            let link = m["link"]
+                                .as_str()
+                                .filter(|l| l.starts_with("https://") || l.starts_with("http://"));
                             let id = m["id"].as_str().filter(|i| !i.is_empty());
                             if link.is_some() == id.is_some() {
-                                issues.add(&join(&at, &[kind.as_str()]), "give exactly one of link (http(s) URL) or id");
+                                issues.add(
+                                    &join(&at, &[kind.as_str()]),
+                                    "give exactly one of link (http(s) URL) or id",
+                                );
                             }
                         }
                     }
@@ -518,13 +711,22 @@ pub fn check_send(
         }
     }
     // Body.
-    let text = component(template_components, "BODY").and_then(|b| b["text"].as_str()).unwrap_or_default();
+    let text = component(template_components, "BODY")
+        .and_then(|b| b["text"].as_str())
+        .unwrap_or_default();
     let vars = distinct(placeholders(text));
     let bodies = find("body");
     if bodies.len() > 1 {
         issues.add(&bodies[1].loc, "only one body component");
     }
-    check_text_params(bodies.first().copied(), &vars, named, "body", &missing_at, issues);
+    check_text_params(
+        bodies.first().copied(),
+        &vars,
+        named,
+        "body",
+        &missing_at,
+        issues,
+    );
     // Buttons.
     let template_buttons: Vec<Value> = component(template_components, "BUTTONS")
         .and_then(|b| b["buttons"].as_array().cloned())
@@ -538,7 +740,13 @@ pub fn check_send(
             _ => None,
         };
         let Some(index) = index.filter(|i| *i < template_buttons.len()) else {
-            issues.add(&join(&b.loc, &["index"]), format!("must be the index of one of the template's {} button(s)", template_buttons.len()));
+            issues.add(
+                &join(&b.loc, &["index"]),
+                format!(
+                    "must be the index of one of the template's {} button(s)",
+                    template_buttons.len()
+                ),
+            );
             continue;
         };
         if !seen.insert(index) {
@@ -546,31 +754,47 @@ pub fn check_send(
         }
         let tb = &template_buttons[index];
         let ttype = tb["type"].as_str().unwrap_or_default().to_uppercase();
-        let params = b.value["parameters"].as_array().cloned().unwrap_or_default();
-        let at0 = b.param_locs.first().cloned().unwrap_or_else(|| join(&b.params_at, &["0"]));
+        let params = b.value["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let at0 = b
+            .param_locs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| join(&b.params_at, &["0"]));
         match ttype.as_str() {
             "URL" => {
                 let dynamic = !placeholders(tb["url"].as_str().unwrap_or_default()).is_empty();
                 if !dynamic {
                     issues.add(&b.loc, "this URL button is static: it takes no parameter");
-                } else if params.len() != 1 || params[0]["text"].as_str().is_none_or(str::is_empty) {
-                    issues.add(&at0, "a dynamic URL button takes one text parameter (the URL suffix)");
+                } else if params.len() != 1 || params[0]["text"].as_str().is_none_or(str::is_empty)
+                {
+                    issues.add(
+                        &at0,
+                        "a dynamic URL button takes one text parameter (the URL suffix)",
+                    );
                 }
             }
-            "QUICK_REPLY" => {
-                if params.len() > 1 || params.first().is_some_and(|p| p["payload"].as_str().is_none()) {
-                    issues.add(&at0, "a quick reply button takes at most one payload parameter");
-                }
+            "QUICK_REPLY"
+                if params.len() > 1
+                    || params
+                        .first()
+                        .is_some_and(|p| p["payload"].as_str().is_none()) =>
+            {
+                issues.add(
+                    &at0,
+                    "a quick reply button takes at most one payload parameter",
+                );
             }
-            "COPY_CODE" => {
-                if params.len() != 1 || params[0]["coupon_code"].as_str().is_none_or(str::is_empty) {
-                    issues.add(&at0, "a copy-code button takes one coupon_code parameter");
-                }
+            "COPY_CODE"
+                if params.len() != 1
+                    || params[0]["coupon_code"].as_str().is_none_or(str::is_empty) =>
+            {
+                issues.add(&at0, "a copy-code button takes one coupon_code parameter");
             }
-            "OTP" => {
-                if params.len() != 1 || params[0]["text"].as_str().is_none_or(str::is_empty) {
-                    issues.add(&at0, "an OTP button takes one text parameter (the code)");
-                }
+            "OTP" if params.len() != 1 || params[0]["text"].as_str().is_none_or(str::is_empty) => {
+                issues.add(&at0, "an OTP button takes one text parameter (the code)");
             }
             _ => {}
         }
@@ -583,7 +807,11 @@ pub fn check_send(
             _ => false,
         };
         if needs && !seen.contains(&i) {
-            issues.add_kind(&missing_at("buttons"), format!("button {i} ({ttype}) needs a parameter"), "missing");
+            issues.add_kind(
+                &missing_at("buttons"),
+                format!("button {i} ({ttype}) needs a parameter"),
+                "missing",
+            );
         }
     }
 }
@@ -610,32 +838,64 @@ fn check_text_params(
         if !vars.is_empty() {
             issues.add_kind(
                 &missing_at(what),
-                format!("the template's {what} has {} placeholder(s): send {} parameter(s)", vars.len(), vars.len()),
+                format!(
+                    "the template's {what} has {} placeholder(s): send {} parameter(s)",
+                    vars.len(),
+                    vars.len()
+                ),
                 "missing",
             );
         }
         return;
     };
-    let params = c.value["parameters"].as_array().cloned().unwrap_or_default();
+    let params = c.value["parameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if vars.is_empty() {
         if !params.is_empty() {
-            issues.add(&c.params_at, format!("the template's {what} has no placeholders"));
+            issues.add(
+                &c.params_at,
+                format!("the template's {what} has no placeholders"),
+            );
         }
         return;
     }
     if params.len() != vars.len() {
         issues.add(
             &c.params_at,
-            format!("the template's {what} has {} placeholder(s), got {} parameter(s)", vars.len(), params.len()),
+            format!(
+                "the template's {what} has {} placeholder(s), got {} parameter(s)",
+                vars.len(),
+                params.len()
+            ),
         );
     }
     let mut names = HashSet::new();
     for (j, p) in params.iter().enumerate() {
-        let at = c.param_locs.get(j).cloned().unwrap_or_else(|| join(&c.params_at, &[&j.to_string()]));
+        let at = c
+            .param_locs
+            .get(j)
+            .cloned()
+            .unwrap_or_else(|| join(&c.params_at, &[&j.to_string()]));
         let ptype = p["type"].as_str().unwrap_or_default();
-        let ok_type = if what == "header" { ptype == "text" } else { ["text", "currency", "date_time"].contains(&ptype) };
+        let ok_type = if what == "header" {
+            ptype == "text"
+        } else {
+            ["text", "currency", "date_time"].contains(&ptype)
+        };
         if !ok_type {
-            issues.add(&at, format!("a {what} parameter must be of type text{}", if what == "body" { ", currency or date_time" } else { "" }));
+            issues.add(
+                &at,
+                format!(
+                    "a {what} parameter must be of type text{}",
+                    if what == "body" {
+                        ", currency or date_time"
+                    } else {
+                        ""
+                    }
+                ),
+            );
             continue;
         }
         if ptype == "text" && p["text"].as_str().is_none_or(|t| t.trim().is_empty()) {
@@ -643,12 +903,24 @@ fn check_text_params(
         }
         let pname = p["parameter_name"].as_str();
         match (named, pname) {
-            (true, None) => issues.add(&at, "this template uses named parameters: parameter_name is required"),
-            (true, Some(n)) if !vars.iter().any(|v| v == n) => {
-                issues.add(&at, format!("the template has no placeholder {{{{{n}}}}} (it has {})", vars.join(", ")))
+            (true, None) => issues.add(
+                &at,
+                "this template uses named parameters: parameter_name is required",
+            ),
+            (true, Some(n)) if !vars.iter().any(|v| v == n) => issues.add(
+                &at,
+                format!(
+                    "the template has no placeholder {{{{{n}}}}} (it has {})",
+                    vars.join(", ")
+                ),
+            ),
+            (true, Some(n)) if !names.insert(n.to_string()) => {
+                issues.add(&at, format!("{n} given twice"))
             }
-            (true, Some(n)) if !names.insert(n.to_string()) => issues.add(&at, format!("{n} given twice")),
-            (false, Some(_)) => issues.add(&at, "this template uses positional parameters: remove parameter_name"),
+            (false, Some(_)) => issues.add(
+                &at,
+                "this template uses positional parameters: remove parameter_name",
+            ),
             _ => {}
         }
     }
@@ -662,7 +934,14 @@ mod tests {
 
     fn check(category: &str, named: bool, components: Value) -> Vec<Issue> {
         let mut i = Issues::default();
-        check_components(&TemplateSpec { category, named, components: &components }, &mut i);
+        check_components(
+            &TemplateSpec {
+                category,
+                named,
+                components: &components,
+            },
+            &mut i,
+        );
         i.0
     }
 
@@ -681,9 +960,16 @@ mod tests {
         let ok = json!([{"type": "BODY", "text": "Hi {{1}}, order {{2}}", "example": {"body_text": [["Ana", "42"]]}}]);
         assert!(check("UTILITY", false, ok).is_empty());
         let gap = json!([{"type": "BODY", "text": "Hi {{1}} {{3}}", "example": {"body_text": [["a", "b"]]}}]);
-        assert_eq!(check("UTILITY", false, gap)[0].loc, loc!["components", 0, "text"]);
-        let count = json!([{"type": "BODY", "text": "Hi {{1}} {{2}}", "example": {"body_text": [["a"]]}}]);
-        assert_eq!(check("UTILITY", false, count)[0].loc, loc!["components", 0, "example", "body_text"]);
+        assert_eq!(
+            check("UTILITY", false, gap)[0].loc,
+            loc!["components", 0, "text"]
+        );
+        let count =
+            json!([{"type": "BODY", "text": "Hi {{1}} {{2}}", "example": {"body_text": [["a"]]}}]);
+        assert_eq!(
+            check("UTILITY", false, count)[0].loc,
+            loc!["components", 0, "example", "body_text"]
+        );
         let named = json!([{"type": "BODY", "text": "Hi {{first_name}}",
             "example": {"body_text_named_params": [{"param_name": "first_name", "example": "Ana"}]}}]);
         assert!(check("UTILITY", true, named.clone()).is_empty());
@@ -697,9 +983,15 @@ mod tests {
         let no_body = json!([{"type": "FOOTER", "text": "x"}]);
         assert!(!check("UTILITY", false, no_body).is_empty());
         let header = json!([{"type": "HEADER", "format": "GIF"}, {"type": "BODY", "text": "a"}]);
-        assert_eq!(check("UTILITY", false, header)[0].loc, loc!["components", 0, "format"]);
+        assert_eq!(
+            check("UTILITY", false, header)[0].loc,
+            loc!["components", 0, "format"]
+        );
         let buttons = json!([{"type": "BODY", "text": "a"}, {"type": "BUTTONS", "buttons": [{"type": "FAX", "text": "x"}]}]);
-        assert_eq!(check("UTILITY", false, buttons)[0].loc, loc!["components", 1, "buttons", 0, "type"]);
+        assert_eq!(
+            check("UTILITY", false, buttons)[0].loc,
+            loc!["components", 1, "buttons", 0, "type"]
+        );
     }
 
     #[test]
@@ -715,6 +1007,9 @@ mod tests {
         check_send(&t, false, &send, |k| loc![k], &mut i);
         let locs: Vec<_> = i.0.iter().map(|x| x.loc.clone()).collect();
         assert!(locs.contains(&loc!["header"]), "{locs:?}");
-        assert!(locs.contains(&loc!["components", 0, "parameters"]), "{locs:?}");
+        assert!(
+            locs.contains(&loc!["components", 0, "parameters"]),
+            "{locs:?}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! Adding a kind: define its payload (implementing `JobKind`) in `wharf_shared`, write the
 //! handler in a module here, register it below.
 
+pub mod campaigns;
 pub mod diag;
 pub mod download_media;
 pub mod maintenance;
@@ -50,6 +51,14 @@ pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     register_inbox(registry, deps.clone());
     templates::register(registry, deps.clone());
     register_outbound(registry, deps);
+    register_campaigns(registry);
+}
+
+/// Registers the campaign kinds (`campaigns.dispatch`, `campaigns.launch_due`).
+pub fn register_campaigns(registry: &mut Registry) {
+    registry
+        .register::<wharf_shared::campaigns::DispatchCampaign, _, _>(campaigns::dispatch)
+        .register::<wharf_shared::campaigns::LaunchDue, _, _>(campaigns::launch_due);
 }
 
 /// Registers the outbound kinds (`send_message`).

@@ -29,7 +29,10 @@ use wharf_shared::{
 
 use crate::{deps::WorkerDeps, registry::JobContext};
 
-/// Waits shorter than this are slept in place; longer ones defer the job.
+/// A send may reserve its slot this far ahead and sleep until it; further ones defer the job.
+/// The outbound lane's concurrency bounds how many slots are reserved at once.
+const MAX_RESERVE: Duration = Duration::from_secs(2);
+/// Waits shorter than this (process-local limiter, which cannot reserve) are slept in place.
 const SLEEP_IN_PLACE: Duration = Duration::from_millis(250);
 /// Pair-rate refusals (131056) before the message is failed as retryable.
 const MAX_PAIR_DELAYS: i64 = 6;
@@ -90,6 +93,11 @@ pub async fn run(
         // Sent already (a crash after Meta answered, a duplicate job) or given up on.
         return Ok(JobOutcome::Complete);
     }
+    // ---- campaigns (issue #6): a paused campaign's message waits, a cancelled one's is dropped ----
+    if let Some(outcome) = super::campaigns::send_gate(pool, job.message_id).await? {
+        return Ok(outcome);
+    }
+    // ---- end campaigns ----
     let Some(request) = m.request.clone() else {
         fail(
             pool,
@@ -155,8 +163,12 @@ pub async fn run(
     let number = Bucket::number(&account.phone_number_id, rate);
     let buckets = [number.clone(), Bucket::pair(&account.phone_number_id, &to)];
     loop {
-        match deps.limiter.acquire(&buckets).await {
+        match deps.limiter.acquire(&buckets, MAX_RESERVE).await {
             Decision::Allowed => break,
+            Decision::Reserved(w) => {
+                tokio::time::sleep(w).await;
+                break;
+            }
             Decision::Wait(w) if w <= SLEEP_IN_PLACE => tokio::time::sleep(w).await,
             Decision::Wait(w) => return Ok(JobOutcome::snooze_for(w)),
         }
@@ -188,6 +200,11 @@ pub async fn run(
         }
     }
 
+    // ---- campaigns (issue #6): last pause/cancel check, then mark the request as possibly in flight ----
+    if let Some(outcome) = super::campaigns::before_send(pool, job.message_id).await? {
+        return Ok(outcome);
+    }
+    // ---- end campaigns ----
     match deps
         .meta
         .send_message(
@@ -270,6 +287,26 @@ async fn handle_error(
     let code = err.code();
     tracing::info!(message_id = %job.message_id, code = ?code, class = ?err.class(), error = %err, "send attempt failed");
     let last_try = ctx.attempt >= ctx.max_attempts;
+    if matches!(code, Some(132001 | 132015 | 132016)) {
+        // Our copy of the template is stale (missing, paused or disabled at Meta): refresh it.
+        let mut conn = pool.acquire().await?;
+        wharf_shared::templates::request_sync(&mut conn, m.org_id, account.id).await?;
+    }
+    // ---- campaigns (issue #6): template missing/paused/disabled at Meta pauses the campaign ----
+    if let Some(c @ (132001 | 132015 | 132016)) = code {
+        if super::campaigns::pause_for_template_error(pool, job.message_id, c).await? {
+            // Not failed: the message waits in the paused campaign's gate and is sent after resume.
+            let mut tx = pool.begin().await?;
+            record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "retry", wamid: None, error: Some(&err) }).await?;
+            sqlx::query("UPDATE messages SET send_attempts = send_attempts + 1 WHERE id = $1")
+                .bind(job.message_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(JobOutcome::snooze_for(Duration::from_secs(1)));
+        }
+    }
+    // ---- end campaigns ----
     match (err.class(), code) {
         (_, Some(130429)) => {
             let factor = deps.limiter.slow_down(number).await;

@@ -20,7 +20,9 @@ use wharf_shared::{
     accounts::{self, AccountCredentials},
     jobs::JobOutcome,
     meta::{BucUsage, ErrorClass, MetaError},
-    templates::{self as tpl, DeleteTemplate, EditTemplate, SubmitTemplate, SyncAccount, SyncAll, SyncTarget},
+    templates::{
+        self as tpl, DeleteTemplate, EditTemplate, SubmitTemplate, SyncAccount, SyncAll, SyncTarget,
+    },
 };
 
 use crate::{deps::WorkerDeps, registry::JobContext, registry::Registry};
@@ -63,7 +65,11 @@ async fn load(ctx: &JobContext, id: Uuid) -> anyhow::Result<Option<Row>> {
     .await?)
 }
 
-async fn creds(ctx: &JobContext, deps: &WorkerDeps, account_id: Uuid) -> anyhow::Result<Option<AccountCredentials>> {
+async fn creds(
+    ctx: &JobContext,
+    deps: &WorkerDeps,
+    account_id: Uuid,
+) -> anyhow::Result<Option<AccountCredentials>> {
     accounts::credentials(&ctx.pool, &deps.secrets, account_id).await
 }
 
@@ -84,13 +90,19 @@ fn throttle_until(usage: Option<BucUsage>) -> JobOutcome {
 
 /// What to do with a Meta error of a management call. `Ok(None)` means "refused": the caller
 /// records it on the template.
-fn on_error(ctx: &JobContext, e: &MetaError, usage: Option<BucUsage>) -> anyhow::Result<Option<JobOutcome>> {
+fn on_error(
+    ctx: &JobContext,
+    e: &MetaError,
+    usage: Option<BucUsage>,
+) -> anyhow::Result<Option<JobOutcome>> {
     if tpl::is_throttle_code(e.code()) {
         tracing::warn!(job_id = ctx.id, code = ?e.code(), "management budget exhausted; deferring");
         return Ok(Some(throttle_until(usage)));
     }
     match e.class() {
-        ErrorClass::Retryable if ctx.attempt < ctx.max_attempts => Err(anyhow::anyhow!("Meta: {}", describe(e))),
+        ErrorClass::Retryable if ctx.attempt < ctx.max_attempts => {
+            Err(anyhow::anyhow!("Meta: {}", describe(e)))
+        }
         _ => Ok(None),
     }
 }
@@ -105,7 +117,11 @@ fn usable(c: Option<AccountCredentials>) -> Result<AccountCredentials, JobOutcom
 }
 
 /// `templates.submit`: creates the template at Meta and records its id and status.
-pub async fn submit(ctx: JobContext, deps: WorkerDeps, job: SubmitTemplate) -> anyhow::Result<JobOutcome> {
+pub async fn submit(
+    ctx: JobContext,
+    deps: WorkerDeps,
+    job: SubmitTemplate,
+) -> anyhow::Result<JobOutcome> {
     let Some(row) = load(&ctx, job.template_id).await? else {
         tracing::warn!(template_id = %job.template_id, "template to submit no longer exists");
         return Ok(JobOutcome::Complete);
@@ -116,7 +132,13 @@ pub async fn submit(ctx: JobContext, deps: WorkerDeps, job: SubmitTemplate) -> a
     let c = match usable(creds(&ctx, &deps, row.account_id).await?) {
         Ok(c) => c,
         Err(outcome) => {
-            revert(&ctx, job.template_id, "DRAFT", "The WhatsApp number is not connected").await?;
+            revert(
+                &ctx,
+                job.template_id,
+                "DRAFT",
+                "The WhatsApp number is not connected",
+            )
+            .await?;
             return Ok(outcome);
         }
     };
@@ -129,11 +151,24 @@ pub async fn submit(ctx: JobContext, deps: WorkerDeps, job: SubmitTemplate) -> a
     if row.parameter_format == "NAMED" {
         body["parameter_format"] = json!("named");
     }
-    match deps.meta.create_template(c.access_token.expose(), &c.waba_id, &body).await {
+    match deps
+        .meta
+        .create_template(c.access_token.expose(), &c.waba_id, &body)
+        .await
+    {
         Ok(res) => {
-            let meta_id = res["id"].as_str().map(str::to_string).or_else(|| res["id"].as_u64().map(|n| n.to_string()));
-            let status = res["status"].as_str().and_then(tpl::meta_status).unwrap_or("PENDING");
-            let category = res["category"].as_str().map(str::to_uppercase).filter(|c| tpl::rules::CATEGORIES.contains(&c.as_str()));
+            let meta_id = res["id"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| res["id"].as_u64().map(|n| n.to_string()));
+            let status = res["status"]
+                .as_str()
+                .and_then(tpl::meta_status)
+                .unwrap_or("PENDING");
+            let category = res["category"]
+                .as_str()
+                .map(str::to_uppercase)
+                .filter(|c| tpl::rules::CATEGORIES.contains(&c.as_str()));
             sqlx::query(
                 "UPDATE message_templates
                     SET meta_template_id = $2, status = $3, category = COALESCE($4, category), submitted_at = now(),
@@ -176,17 +211,31 @@ async fn revert(ctx: &JobContext, id: Uuid, status: &str, reason: &str) -> anyho
 
 /// `templates.edit`: sends the new components (and category) to Meta; the template goes back to
 /// PENDING review. A refusal restores the previous status and syncs Meta's components back.
-pub async fn edit(ctx: JobContext, deps: WorkerDeps, job: EditTemplate) -> anyhow::Result<JobOutcome> {
+pub async fn edit(
+    ctx: JobContext,
+    deps: WorkerDeps,
+    job: EditTemplate,
+) -> anyhow::Result<JobOutcome> {
     let Some(row) = load(&ctx, job.template_id).await? else {
         return Ok(JobOutcome::Complete);
     };
-    let Some(meta_id) = row.meta_template_id.clone().filter(|_| row.status == "PENDING_SUBMISSION") else {
+    let Some(meta_id) = row
+        .meta_template_id
+        .clone()
+        .filter(|_| row.status == "PENDING_SUBMISSION")
+    else {
         return Ok(JobOutcome::Complete);
     };
     let c = match usable(creds(&ctx, &deps, row.account_id).await?) {
         Ok(c) => c,
         Err(outcome) => {
-            revert(&ctx, job.template_id, &job.previous_status, "The WhatsApp number is not connected").await?;
+            revert(
+                &ctx,
+                job.template_id,
+                &job.previous_status,
+                "The WhatsApp number is not connected",
+            )
+            .await?;
             return Ok(outcome);
         }
     };
@@ -194,7 +243,11 @@ pub async fn edit(ctx: JobContext, deps: WorkerDeps, job: EditTemplate) -> anyho
     if let Some(cat) = &job.category {
         body["category"] = json!(cat);
     }
-    match deps.meta.edit_template(c.access_token.expose(), &meta_id, &body).await {
+    match deps
+        .meta
+        .edit_template(c.access_token.expose(), &meta_id, &body)
+        .await
+    {
         Ok(_) => {
             sqlx::query(
                 "UPDATE message_templates SET status = 'PENDING', submitted_at = now(), last_error = NULL, rejected_reason = NULL
@@ -228,7 +281,11 @@ pub async fn edit(ctx: JobContext, deps: WorkerDeps, job: EditTemplate) -> anyho
 
 /// `templates.delete`: deletes this language of the template at Meta (name + hsm_id) and marks
 /// it REMOVED. "Not found" at Meta counts as deleted.
-pub async fn delete(ctx: JobContext, deps: WorkerDeps, job: DeleteTemplate) -> anyhow::Result<JobOutcome> {
+pub async fn delete(
+    ctx: JobContext,
+    deps: WorkerDeps,
+    job: DeleteTemplate,
+) -> anyhow::Result<JobOutcome> {
     let Some(row) = load(&ctx, job.template_id).await? else {
         return Ok(JobOutcome::Complete);
     };
@@ -238,13 +295,24 @@ pub async fn delete(ctx: JobContext, deps: WorkerDeps, job: DeleteTemplate) -> a
     let c = match usable(creds(&ctx, &deps, row.account_id).await?) {
         Ok(c) => c,
         Err(outcome) => {
-            revert(&ctx, job.template_id, &job.previous_status, "The WhatsApp number is not connected").await?;
+            revert(
+                &ctx,
+                job.template_id,
+                &job.previous_status,
+                "The WhatsApp number is not connected",
+            )
+            .await?;
             return Ok(outcome);
         }
     };
     let result = deps
         .meta
-        .delete_template(c.access_token.expose(), &c.waba_id, &row.name, row.meta_template_id.as_deref())
+        .delete_template(
+            c.access_token.expose(),
+            &c.waba_id,
+            &row.name,
+            row.meta_template_id.as_deref(),
+        )
         .await;
     let gone = match &result {
         Ok(()) => true,
@@ -277,7 +345,11 @@ pub async fn delete(ctx: JobContext, deps: WorkerDeps, job: DeleteTemplate) -> a
 /// (one transaction per page), then marks what Meta no longer lists as REMOVED. Drafts are
 /// never touched. The budget is respected: throttled → snooze; nearly spent between pages →
 /// snooze before the next call (a sync restarts from the first page; it is idempotent).
-pub async fn sync_account(ctx: JobContext, deps: WorkerDeps, job: SyncAccount) -> anyhow::Result<JobOutcome> {
+pub async fn sync_account(
+    ctx: JobContext,
+    deps: WorkerDeps,
+    job: SyncAccount,
+) -> anyhow::Result<JobOutcome> {
     let c = match accounts::credentials(&ctx.pool, &deps.secrets, job.account_id).await? {
         None => {
             tracing::warn!(account_id = %job.account_id, "account to sync no longer exists");
@@ -289,7 +361,11 @@ pub async fn sync_account(ctx: JobContext, deps: WorkerDeps, job: SyncAccount) -
         }
         Some(c) => c,
     };
-    let target = SyncTarget { org_id: c.org_id, account_id: c.id, waba_id: c.waba_id.clone() };
+    let target = SyncTarget {
+        org_id: c.org_id,
+        account_id: c.id,
+        waba_id: c.waba_id.clone(),
+    };
     let started = Utc::now();
     let mut after: Option<String> = None;
     let mut seen: Vec<String> = Vec::new();
@@ -297,7 +373,13 @@ pub async fn sync_account(ctx: JobContext, deps: WorkerDeps, job: SyncAccount) -
     loop {
         let (page, usage) = deps
             .meta
-            .list_templates_with_usage(c.access_token.expose(), &c.waba_id, after.as_deref(), tpl::sync_page_size(), Some(tpl::SYNC_FIELDS))
+            .list_templates_with_usage(
+                c.access_token.expose(),
+                &c.waba_id,
+                after.as_deref(),
+                tpl::sync_page_size(),
+                Some(tpl::SYNC_FIELDS),
+            )
             .await;
         let page = match page {
             Ok(p) => p,
@@ -306,10 +388,20 @@ pub async fn sync_account(ctx: JobContext, deps: WorkerDeps, job: SyncAccount) -
                 return Ok(throttle_until(usage));
             }
             Err(e) if e.class() == ErrorClass::AccountLevel => {
-                return Ok(JobOutcome::Discard(format!("the account's token is not valid: {}", describe(&e))));
+                return Ok(JobOutcome::Discard(format!(
+                    "the account's token is not valid: {}",
+                    describe(&e)
+                )));
             }
-            Err(e) if e.class() == ErrorClass::Retryable => return Err(anyhow::anyhow!("Meta: {}", describe(&e))),
-            Err(e) => return Ok(JobOutcome::Discard(format!("Meta refused the template list: {}", describe(&e)))),
+            Err(e) if e.class() == ErrorClass::Retryable => {
+                return Err(anyhow::anyhow!("Meta: {}", describe(&e)))
+            }
+            Err(e) => {
+                return Ok(JobOutcome::Discard(format!(
+                    "Meta refused the template list: {}",
+                    describe(&e)
+                )))
+            }
         };
         pages += 1;
         let mut tx = ctx.pool.begin().await?;
