@@ -13,22 +13,34 @@ pub enum Outcome {
 }
 
 pub async fn ensure_super_admin_from_config(state: &AppState) -> anyhow::Result<()> {
-    let (Some(email), Some(password)) =
-        (state.config.super_admin_email.as_deref(), state.config.super_admin_password.as_ref())
-    else {
+    let (Some(email), Some(password)) = (
+        state.config.super_admin_email.as_deref(),
+        state.config.super_admin_password.as_ref(),
+    ) else {
         return Ok(());
     };
     match create_super_admin(&state.db, email, password.expose()).await? {
-        Outcome::Created(id) => tracing::info!(user_id = %id, "super admin created from SUPER_ADMIN_EMAIL"),
-        Outcome::AlreadyExists => tracing::debug!("super admin from SUPER_ADMIN_EMAIL already exists"),
+        Outcome::Created(id) => {
+            tracing::info!(user_id = %id, "super admin created from SUPER_ADMIN_EMAIL")
+        }
+        Outcome::AlreadyExists => {
+            tracing::debug!("super admin from SUPER_ADMIN_EMAIL already exists")
+        }
     }
     Ok(())
 }
 
 /// Creates a super admin unless a user with that email exists.
-pub async fn create_super_admin(db: &sqlx::PgPool, email: &str, password: &str) -> anyhow::Result<Outcome> {
+pub async fn create_super_admin(
+    db: &sqlx::PgPool,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<Outcome> {
     let email = validate::normalize_email(email);
-    anyhow::ensure!(validate::is_valid_email(&email), "{email:?} is not a valid email address");
+    anyhow::ensure!(
+        validate::is_valid_email(&email),
+        "{email:?} is not a valid email address"
+    );
     let mut v = validate::Violations::body();
     v.password("password", password);
     if v.into_result().is_err() {

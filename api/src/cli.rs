@@ -31,8 +31,14 @@ enum Command {
 /// Entry point of the `api` binary.
 pub fn main() {
     let cli = Cli::parse();
-    telemetry::init(telemetry::format_from_env(), "info,sqlx=warn,tower_http=info");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    telemetry::init(
+        telemetry::format_from_env(),
+        "info,sqlx=warn,tower_http=info",
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     if let Err(err) = runtime.block_on(run(cli)) {
         tracing::error!("{err:#}");
         eprintln!("api: {err:#}");
@@ -54,7 +60,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !config.is_production() {
                 db::ensure_database(&url).await?;
             }
-            let pool = db::lazy_pool(&url, db::PoolSettings { max_connections: 2, ..Default::default() })?;
+            let pool = db::lazy_pool(
+                &url,
+                db::PoolSettings {
+                    max_connections: 2,
+                    ..Default::default()
+                },
+            )?;
             db::migrate(&pool).await?;
             tracing::info!("migrations applied");
             Ok(())
@@ -67,11 +79,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !config.is_production() {
                 db::ensure_database(&url).await?;
             }
-            let pool = db::lazy_pool(&url, db::PoolSettings { max_connections: 2, ..Default::default() })?;
+            let pool = db::lazy_pool(
+                &url,
+                db::PoolSettings {
+                    max_connections: 2,
+                    ..Default::default()
+                },
+            )?;
             db::migrate(&pool).await?;
             match crate::bootstrap::create_super_admin(&pool, &email, password).await? {
-                crate::bootstrap::Outcome::Created(id) => println!("created super admin {email} ({id})"),
-                crate::bootstrap::Outcome::AlreadyExists => println!("a user with email {email} already exists; unchanged"),
+                crate::bootstrap::Outcome::Created(id) => {
+                    println!("created super admin {email} ({id})")
+                }
+                crate::bootstrap::Outcome::AlreadyExists => {
+                    println!("a user with email {email} already exists; unchanged")
+                }
             }
             Ok(())
         }

@@ -29,7 +29,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(loc: &[&str], msg: impl Into<String>, kind: &str) -> Self {
-        Self { loc: loc.iter().map(|s| s.to_string()).collect(), msg: msg.into(), kind: kind.into() }
+        Self {
+            loc: loc.iter().map(|s| s.to_string()).collect(),
+            msg: msg.into(),
+            kind: kind.into(),
+        }
     }
 }
 

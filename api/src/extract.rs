@@ -55,7 +55,11 @@ where
 /// Parses JSON with the path of the failing field, mapped to the 422 entry shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::Validation(vec![FieldError::new(&["body"], "Field required", "missing")]));
+        return Err(ApiError::Validation(vec![FieldError::new(
+            &["body"],
+            "Field required",
+            "missing",
+        )]));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|err| {
@@ -69,7 +73,11 @@ fn describe_serde_error(origin: &str, path: &str, err: &serde_json::Error) -> Fi
     use serde_json::error::Category;
     let message = err.to_string();
     // serde_json appends " at line X column Y"; the location is already in `loc`.
-    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
     let mut loc: Vec<String> = vec![origin.to_string()];
     if path != "." {
         loc.extend(path.split('.').map(str::to_string));
@@ -81,9 +89,16 @@ fn describe_serde_error(origin: &str, path: &str, err: &serde_json::Error) -> Fi
             kind: "json_invalid".into(),
         },
         _ => {
-            if let Some(field) = message.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            if let Some(field) = message
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+            {
                 loc.push(field.to_string());
-                return FieldError { loc, msg: "Field required".into(), kind: "missing".into() };
+                return FieldError {
+                    loc,
+                    msg: "Field required".into(),
+                    kind: "missing".into(),
+                };
             }
             let kind = if message.starts_with("unknown variant") {
                 "enum"
@@ -92,7 +107,11 @@ fn describe_serde_error(origin: &str, path: &str, err: &serde_json::Error) -> Fi
             } else {
                 "value_error"
             };
-            FieldError { loc, msg: message, kind: kind.into() }
+            FieldError {
+                loc,
+                msg: message,
+                kind: kind.into(),
+            }
         }
     }
 }
@@ -113,8 +132,16 @@ where
         let value: T = serde_path_to_error::deserialize(de).map_err(|err| {
             let field = err.path().to_string();
             let msg = err.into_inner().to_string();
-            let loc: Vec<&str> = if field == "." { vec!["query"] } else { vec!["query", &field] };
-            let kind = if msg.starts_with("unknown variant") { "enum" } else { "type_error" };
+            let loc: Vec<&str> = if field == "." {
+                vec!["query"]
+            } else {
+                vec!["query", &field]
+            };
+            let kind = if msg.starts_with("unknown variant") {
+                "enum"
+            } else {
+                "type_error"
+            };
             ApiError::Validation(vec![FieldError::new(&loc, msg, kind)])
         })?;
         let mut violations = Violations::query();

@@ -27,7 +27,14 @@ impl AppState {
             config.login_attempts_per_ip_per_minute,
         );
         let secrets = SecretBox::new(config.secret_key.expose());
-        Self(Arc::new(AppStateInner { config, db, redis, jwt, login_throttle, secrets }))
+        Self(Arc::new(AppStateInner {
+            config,
+            db,
+            redis,
+            jwt,
+            login_throttle,
+            secrets,
+        }))
     }
 }
 

@@ -25,19 +25,27 @@ pub const MAX_PASSWORD_LEN: usize = 128;
 
 impl Violations {
     pub fn body() -> Self {
-        Self { origin: "body", errors: Vec::new() }
+        Self {
+            origin: "body",
+            errors: Vec::new(),
+        }
     }
 
     pub fn query() -> Self {
-        Self { origin: "query", errors: Vec::new() }
+        Self {
+            origin: "query",
+            errors: Vec::new(),
+        }
     }
 
     pub fn add(&mut self, field: &str, msg: impl Into<String>) {
-        self.errors.push(FieldError::new(&[self.origin, field], msg, "value_error"));
+        self.errors
+            .push(FieldError::new(&[self.origin, field], msg, "value_error"));
     }
 
     pub fn add_kind(&mut self, field: &str, msg: impl Into<String>, kind: &str) {
-        self.errors.push(FieldError::new(&[self.origin, field], msg, kind));
+        self.errors
+            .push(FieldError::new(&[self.origin, field], msg, kind));
     }
 
     pub fn into_result(self) -> Result<(), ApiError> {
@@ -75,18 +83,31 @@ impl Violations {
     pub fn password(&mut self, field: &str, value: &str) {
         let len = value.chars().count();
         if len < MIN_PASSWORD_LEN {
-            self.add(field, format!("password must be at least {MIN_PASSWORD_LEN} characters"));
+            self.add(
+                field,
+                format!("password must be at least {MIN_PASSWORD_LEN} characters"),
+            );
         } else if len > MAX_PASSWORD_LEN {
-            self.add(field, format!("password must be at most {MAX_PASSWORD_LEN} characters"));
-        } else if !value.chars().any(char::is_alphabetic) || !value.chars().any(|c| c.is_ascii_digit()) {
-            self.add(field, "password must contain at least one letter and one digit");
+            self.add(
+                field,
+                format!("password must be at most {MAX_PASSWORD_LEN} characters"),
+            );
+        } else if !value.chars().any(char::is_alphabetic)
+            || !value.chars().any(|c| c.is_ascii_digit())
+        {
+            self.add(
+                field,
+                "password must contain at least one letter and one digit",
+            );
         }
     }
 
     /// Lowercase letters, digits and single hyphens, 2..=63 characters.
     pub fn slug(&mut self, field: &str, value: &str) {
         let ok = (2..=63).contains(&value.len())
-            && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !value.starts_with('-')
             && !value.ends_with('-')
             && !value.contains("--");
@@ -163,7 +184,16 @@ mod tests {
     fn emails() {
         assert!(is_valid_email("ana@example.com"));
         assert!(is_valid_email("ana.b+tag@mail.example.co"));
-        for bad in ["", "ana", "ana@", "@x.com", "ana@x", "a b@x.com", "ana@x..com", "ana@@x.com"] {
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@x.com",
+            "ana@x",
+            "a b@x.com",
+            "ana@x..com",
+            "ana@@x.com",
+        ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
     }

@@ -68,7 +68,10 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} must be set when WHARF_ENV=production ({hint})")]
-    MissingSecret { name: &'static str, hint: &'static str },
+    MissingSecret {
+        name: &'static str,
+        hint: &'static str,
+    },
     #[error("{name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
 }
@@ -88,18 +91,23 @@ impl Config {
         };
         let production = environment == Environment::Production;
 
-        let secret = |name: &'static str, hint: &'static str, dev: &str| -> Result<String, ConfigError> {
-            match get(name) {
-                Some(v) => Ok(v),
-                None if production => Err(ConfigError::MissingSecret { name, hint }),
-                None => {
-                    tracing::warn!(variable = name, "not set; using the development default");
-                    Ok(dev.to_string())
+        let secret =
+            |name: &'static str, hint: &'static str, dev: &str| -> Result<String, ConfigError> {
+                match get(name) {
+                    Some(v) => Ok(v),
+                    None if production => Err(ConfigError::MissingSecret { name, hint }),
+                    None => {
+                        tracing::warn!(variable = name, "not set; using the development default");
+                        Ok(dev.to_string())
+                    }
                 }
-            }
-        };
+            };
 
-        let jwt_secret = secret("JWT_SECRET", "a long random string signing access tokens", DEV_JWT_SECRET)?;
+        let jwt_secret = secret(
+            "JWT_SECRET",
+            "a long random string signing access tokens",
+            DEV_JWT_SECRET,
+        )?;
         if production && jwt_secret.len() < 32 {
             return Err(ConfigError::Invalid {
                 name: "JWT_SECRET",
@@ -145,7 +153,8 @@ impl Config {
         Ok(Self {
             environment,
             database_url: Secret::new(
-                get("DATABASE_URL").unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/wharf".into()),
+                get("DATABASE_URL")
+                    .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/wharf".into()),
             ),
             redis_url,
             redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "wharf".into()),
@@ -155,7 +164,11 @@ impl Config {
                 .trim_end_matches('/')
                 .to_string(),
             meta_api_version: get("META_API_VERSION").unwrap_or_else(|| "v23.0".into()),
-            meta_timeout: Duration::from_millis(parse_or("META_TIMEOUT_MS", get("META_TIMEOUT_MS"), "30000")?),
+            meta_timeout: Duration::from_millis(parse_or(
+                "META_TIMEOUT_MS",
+                get("META_TIMEOUT_MS"),
+                "30000",
+            )?),
             meta_app_id: get("META_APP_ID"),
             meta_app_secret: Secret::new(meta_app_secret),
             meta_verify_token: Secret::new(meta_verify_token),
@@ -219,7 +232,12 @@ where
     T::Err: std::fmt::Display,
 {
     let raw = value.unwrap_or_else(|| default.to_string());
-    raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, reason: format!("{raw:?}: {e}") })
+    raw.trim()
+        .parse()
+        .map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: format!("{raw:?}: {e}"),
+        })
 }
 
 #[cfg(test)]
@@ -229,8 +247,10 @@ mod tests {
     use super::*;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 

@@ -1,11 +1,11 @@
 //! Everything two Wharf processes need: configuration, database access and migrations, the
 //! durable job runtime, crypto for secrets at rest, telemetry and shutdown handling.
 
+pub mod accounts;
+pub mod campaigns;
 pub mod config;
 pub mod crypto;
 pub mod db;
-pub mod accounts;
-pub mod campaigns;
 pub mod inbox;
 pub mod jobs;
 pub mod meta;

@@ -48,12 +48,25 @@ impl Bucket {
     /// steady pace keeps Meta's own bucket (a second's worth) full enough to absorb network
     /// jitter, so our pace never trips 130429.
     pub fn number(phone_number_id: &str, rate: f64) -> Self {
-        Self { key: format!("num:{phone_number_id}"), rate, burst: ((rate / 10.0).ceil() as u32).max(1), adaptive: true }
+        Self {
+            key: format!("num:{phone_number_id}"),
+            rate,
+            burst: ((rate / 10.0).ceil() as u32).max(1),
+            adaptive: true,
+        }
     }
 
-    /// Meta's pair limit: one message per 6 s to the same user, bursts of up to 45.
+    /// Meta's pair limit: one message per 6 s to the same user, bursts of up to 45. We burst
+    /// 44: the token left over at Meta absorbs the jitter between our clock and Meta's (a
+    /// send that reaches Meta a little earlier than the one before it would otherwise trip
+    /// 131056), while the steady pace stays Meta's.
     pub fn pair(phone_number_id: &str, recipient: &str) -> Self {
-        Self { key: format!("pair:{phone_number_id}:{recipient}"), rate: 1.0 / 6.0, burst: 45, adaptive: false }
+        Self {
+            key: format!("pair:{phone_number_id}:{recipient}"),
+            rate: 1.0 / 6.0,
+            burst: 44,
+            adaptive: false,
+        }
     }
 }
 
@@ -153,6 +166,19 @@ pub struct SendLimiter {
     script: Arc<redis::Script>,
     slow_down: Arc<redis::Script>,
     clock: DefaultClock,
+    /// After a Redis failure, decisions stay local until this instant (unix ms) instead of
+    /// paying a connection timeout on every send; then one call probes Redis again.
+    redis_down_until_ms: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// Longest a limiter decision waits for Redis before deciding locally.
+const REDIS_CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long decisions stay process-local after Redis failed.
+const REDIS_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl SendLimiter {
@@ -165,13 +191,54 @@ impl SendLimiter {
             script: Arc::new(redis::Script::new(SCRIPT)),
             slow_down: Arc::new(redis::Script::new(SLOW_DOWN)),
             clock: DefaultClock::default(),
+            redis_down_until_ms: Arc::default(),
+        }
+    }
+
+    /// A Redis connection unless Redis failed recently. After a failure, one caller at a
+    /// time probes Redis once the back-off has passed; everyone else stays local, so an
+    /// outage costs one slow call per back-off period rather than one per send.
+    async fn shared_state(&self) -> Option<redis::aio::ConnectionManager> {
+        use std::sync::atomic::Ordering;
+        let down_until = self.redis_down_until_ms.load(Ordering::Relaxed);
+        if down_until != 0 {
+            let now = now_ms();
+            if now < down_until {
+                return None;
+            }
+            let next = now + REDIS_RETRY_AFTER.as_millis() as i64;
+            if self
+                .redis_down_until_ms
+                .compare_exchange(down_until, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                return None; // another caller is probing
+            }
+        }
+        self.redis.get().await
+    }
+
+    fn redis_ok(&self) {
+        use std::sync::atomic::Ordering;
+        if self.redis_down_until_ms.swap(0, Ordering::Relaxed) != 0 {
+            tracing::info!("Redis rate limiter reachable again");
+        }
+    }
+
+    fn redis_failed(&self, err: &redis::RedisError) {
+        let until = now_ms() + REDIS_RETRY_AFTER.as_millis() as i64;
+        let previous = self
+            .redis_down_until_ms
+            .swap(until, std::sync::atomic::Ordering::Relaxed);
+        if previous == 0 {
+            tracing::warn!(error = %err, "Redis rate limiter unavailable; this process uses its share of each limit");
         }
     }
 
     /// Takes one token from every bucket now, or for a slot at most `max_reserve` ahead, or
     /// says how long to wait.
     pub async fn acquire(&self, buckets: &[Bucket], max_reserve: Duration) -> Decision {
-        if let Some(mut conn) = self.redis.get().await {
+        if let Some(mut conn) = self.shared_state().await {
             let mut inv = self.script.prepare_invoke();
             for b in buckets {
                 inv.key(format!("{}{}", self.prefix, b.key));
@@ -180,33 +247,62 @@ impl SendLimiter {
                 inv.key(format!("{}factor:{}", self.prefix, b.key));
             }
             for b in buckets {
-                inv.arg(1_000_000.0 / b.rate.max(0.000_1)).arg(b.burst).arg(u8::from(b.adaptive));
+                inv.arg(1_000_000.0 / b.rate.max(0.000_1))
+                    .arg(b.burst)
+                    .arg(u8::from(b.adaptive));
             }
-            inv.arg(max_reserve.as_micros() as u64).arg(RECOVERY.as_micros() as u64);
-            match inv.invoke_async::<(i64, i64)>(&mut conn).await {
-                Ok((1, 0)) => return Decision::Allowed,
-                Ok((1, delay_us)) => return Decision::Reserved(Duration::from_micros(delay_us as u64)),
-                Ok((_, wait_us)) => return Decision::Wait(Duration::from_micros(wait_us.max(1) as u64)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "Redis rate limiter unavailable; using this process's share");
+            inv.arg(max_reserve.as_micros() as u64)
+                .arg(RECOVERY.as_micros() as u64);
+            // Bounded: a Redis that stopped answering must not hold a send for long.
+            let call = tokio::time::timeout(
+                REDIS_CALL_TIMEOUT,
+                inv.invoke_async::<(i64, i64)>(&mut conn),
+            );
+            let result = call.await.unwrap_or_else(|_| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::IoError,
+                    "rate limiter call timed out",
+                )))
+            });
+            match result {
+                Ok((granted, us)) => {
+                    self.redis_ok();
+                    let d = Duration::from_micros(us.max(0) as u64);
+                    return match (granted, us) {
+                        (1, 0) => Decision::Allowed,
+                        (1, _) => Decision::Reserved(d),
+                        _ => Decision::Wait(d.max(Duration::from_micros(1))),
+                    };
                 }
+                Err(e) => self.redis_failed(&e),
             }
         }
         self.acquire_local(buckets)
     }
 
     fn acquire_local(&self, buckets: &[Bucket]) -> Decision {
-        let share = if self.redis.is_configured() { self.local_share } else { 1.0 };
+        let share = if self.redis.is_configured() {
+            self.local_share
+        } else {
+            1.0
+        };
         let mut local = self.local.lock().expect("limiter mutex not poisoned");
         let now = std::time::Instant::now();
         let limiters: Vec<Arc<Direct>> = buckets
             .iter()
             .map(|b| {
-                let factor = if b.adaptive { current_local_factor(&local.factors, &b.key, now) } else { 1.0 };
+                let factor = if b.adaptive {
+                    current_local_factor(&local.factors, &b.key, now)
+                } else {
+                    1.0
+                };
                 let rate = (b.rate * share * factor).max(0.000_1);
                 // One limiter per (key, rate): a changed rate gets a fresh limiter.
                 let rate_key = (rate * 1000.0) as u64;
-                let entry = local.limiters.entry(b.key.clone()).or_insert_with(|| (rate_key, Arc::new(direct(rate, b.burst))));
+                let entry = local
+                    .limiters
+                    .entry(b.key.clone())
+                    .or_insert_with(|| (rate_key, Arc::new(direct(rate, b.burst))));
                 if entry.0 != rate_key {
                     *entry = (rate_key, Arc::new(direct(rate, b.burst)));
                 }
@@ -231,16 +327,23 @@ impl SendLimiter {
 
     /// Records a 130429 for this bucket's key (the number): all workers slow it down.
     pub async fn slow_down(&self, bucket: &Bucket) -> f64 {
-        if let Some(mut conn) = self.redis.get().await {
-            let result = self
-                .slow_down
-                .key(format!("{}factor:{}", self.prefix, bucket.key))
+        if let Some(mut conn) = self.shared_state().await {
+            let mut inv = self.slow_down.prepare_invoke();
+            inv.key(format!("{}factor:{}", self.prefix, bucket.key))
                 .arg(RECOVERY.as_micros() as u64)
-                .arg(MIN_FACTOR)
-                .invoke_async::<String>(&mut conn)
-                .await;
-            if let Ok(f) = result {
-                return f.parse().unwrap_or(MIN_FACTOR);
+                .arg(MIN_FACTOR);
+            let result =
+                tokio::time::timeout(REDIS_CALL_TIMEOUT, inv.invoke_async::<String>(&mut conn))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(redis::RedisError::from((
+                            redis::ErrorKind::IoError,
+                            "rate limiter call timed out",
+                        )))
+                    });
+            match result {
+                Ok(f) => return f.parse().unwrap_or(MIN_FACTOR),
+                Err(e) => self.redis_failed(&e),
             }
         }
         let mut local = self.local.lock().expect("limiter mutex not poisoned");
@@ -251,10 +354,17 @@ impl SendLimiter {
     }
 }
 
-fn current_local_factor(factors: &HashMap<String, (f64, std::time::Instant)>, key: &str, now: std::time::Instant) -> f64 {
+fn current_local_factor(
+    factors: &HashMap<String, (f64, std::time::Instant)>,
+    key: &str,
+    now: std::time::Instant,
+) -> f64 {
     match factors.get(key) {
         None => 1.0,
-        Some((f, at)) => f + (1.0 - f) * (now.duration_since(*at).as_secs_f64() / RECOVERY.as_secs_f64()).min(1.0),
+        Some((f, at)) => {
+            f + (1.0 - f)
+                * (now.duration_since(*at).as_secs_f64() / RECOVERY.as_secs_f64()).min(1.0)
+        }
     }
 }
 

@@ -27,7 +27,9 @@ impl RedisHandle {
     /// Connects when configured; on failure retries every few seconds in the background.
     pub async fn connect(config: &Config) -> Self {
         let Some(url) = config.redis_url.as_ref() else {
-            tracing::warn!("REDIS_URL=none: rate limits are process-local; scaling out needs Redis");
+            tracing::warn!(
+                "REDIS_URL=none: rate limits are process-local; scaling out needs Redis"
+            );
             return Self::disabled();
         };
         let client = match redis::Client::open(url.expose().as_str()) {
@@ -37,7 +39,10 @@ impl RedisHandle {
                 return Self::disabled();
             }
         };
-        let handle = Self { configured: true, conn: Arc::new(RwLock::new(None)) };
+        let handle = Self {
+            configured: true,
+            conn: Arc::new(RwLock::new(None)),
+        };
         // Bounded: start-up never waits long on an unreachable Redis.
         match tokio::time::timeout(Duration::from_secs(3), open(&client)).await {
             Ok(Ok(conn)) => *handle.conn.write().await = Some(conn),
@@ -51,7 +56,9 @@ impl RedisHandle {
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(Duration::from_secs(3)).await;
-                        if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(3), open(&client)).await {
+                        if let Ok(Ok(conn)) =
+                            tokio::time::timeout(Duration::from_secs(3), open(&client)).await
+                        {
                             tracing::info!("connected to Redis");
                             *slot.write().await = Some(conn);
                             break;
@@ -74,12 +81,17 @@ impl RedisHandle {
             tracing::error!("REDIS_URL is invalid; running without Redis");
             return Self::disabled();
         };
-        let handle = Self { configured: true, conn: Arc::new(RwLock::new(None)) };
+        let handle = Self {
+            configured: true,
+            conn: Arc::new(RwLock::new(None)),
+        };
         let slot = handle.conn.clone();
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(50);
             loop {
-                if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(3), open(&client)).await {
+                if let Ok(Ok(conn)) =
+                    tokio::time::timeout(Duration::from_secs(3), open(&client)).await
+                {
                     *slot.write().await = Some(conn);
                     break;
                 }
@@ -105,7 +117,11 @@ impl RedisHandle {
             return false;
         };
         matches!(
-            tokio::time::timeout(Duration::from_secs(2), redis::cmd("PING").query_async::<String>(&mut conn)).await,
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                redis::cmd("PING").query_async::<String>(&mut conn)
+            )
+            .await,
             Ok(Ok(_))
         )
     }

@@ -6,8 +6,8 @@
 
 use std::sync::OnceLock;
 
-use sqlx::{Connection, Executor, PgConnection, PgPool};
 use crate::db::{self, PoolSettings, MIGRATOR};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 /// Where tests create their databases. Override with `TEST_DATABASE_URL`.
 pub fn server_url() -> String {
@@ -18,7 +18,9 @@ pub fn server_url() -> String {
 /// `server_url` with another database name.
 pub fn url_for(database: &str) -> String {
     let base = server_url();
-    let (head, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL has a database path");
+    let (head, _) = base
+        .rsplit_once('/')
+        .expect("TEST_DATABASE_URL has a database path");
     format!("{head}/{database}")
 }
 
@@ -36,34 +38,43 @@ fn template_name() -> &'static str {
 }
 
 async fn admin_connection() -> PgConnection {
-    PgConnection::connect(&server_url())
-        .await
-        .expect("tests need PostgreSQL at TEST_DATABASE_URL (default 127.0.0.1:5432, user postgres)")
+    PgConnection::connect(&server_url()).await.expect(
+        "tests need PostgreSQL at TEST_DATABASE_URL (default 127.0.0.1:5432, user postgres)",
+    )
 }
 
 async fn ensure_template() {
     let mut conn = admin_connection().await;
     // Serialise template creation across the test processes that nextest or cargo start.
-    conn.execute("SELECT pg_advisory_lock(727274)").await.unwrap();
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(template_name())
-        .fetch_one(&mut conn)
+    conn.execute("SELECT pg_advisory_lock(727274)")
         .await
         .unwrap();
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(template_name())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     if !exists {
         let building = format!("{}_building", template_name());
         conn.execute(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)").as_str())
             .await
             .unwrap();
-        conn.execute(format!("CREATE DATABASE {building}").as_str()).await.unwrap();
+        conn.execute(format!("CREATE DATABASE {building}").as_str())
+            .await
+            .unwrap();
         let pool = PgPool::connect(&url_for(&building)).await.unwrap();
-        db::migrate(&pool).await.expect("migrations apply to an empty database");
+        db::migrate(&pool)
+            .await
+            .expect("migrations apply to an empty database");
         pool.close().await;
         conn.execute(format!("ALTER DATABASE {building} RENAME TO {}", template_name()).as_str())
             .await
             .unwrap();
     }
-    conn.execute("SELECT pg_advisory_unlock(727274)").await.unwrap();
+    conn.execute("SELECT pg_advisory_unlock(727274)")
+        .await
+        .unwrap();
     let _ = conn.close().await;
 }
 
@@ -84,8 +95,14 @@ impl TestDb {
             .expect("clone the test template");
         let _ = conn.close().await;
         let url = url_for(&name);
-        let pool = db::lazy_pool(&url, PoolSettings { max_connections: 10, ..Default::default() })
-            .expect("valid test database url");
+        let pool = db::lazy_pool(
+            &url,
+            PoolSettings {
+                max_connections: 10,
+                ..Default::default()
+            },
+        )
+        .expect("valid test database url");
         Self { name, url, pool }
     }
 }
@@ -95,7 +112,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs inside the test's runtime; the cleanup gets a runtime of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 if let Ok(mut conn) = PgConnection::connect(&server_url()).await {
                     let _ = conn

@@ -253,7 +253,9 @@ pub async fn apply(sim: &crate::Sim, decision: Decision) -> Result<Option<FaultA
             ..
         } => Err(meta_error(code, subcode, title, details, http_status).into_response()),
         FaultAction::ExpiredToken => Err(GraphError::expired_token().into_response()),
-        FaultAction::MediaExpiredUrl | FaultAction::MediaCorrupt | FaultAction::LoseResponse => Ok(Some(action)),
+        FaultAction::MediaExpiredUrl | FaultAction::MediaCorrupt | FaultAction::LoseResponse => {
+            Ok(Some(action))
+        }
     }
 }
 

@@ -38,7 +38,12 @@ impl Resp {
 
     #[track_caller]
     pub fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self
     }
 }
@@ -66,23 +71,42 @@ impl TestApp {
         let db = TestDb::new().await;
         let mut vars: HashMap<String, String> = HashMap::from([
             ("DATABASE_URL".into(), db.url.clone()),
-            ("REDIS_PREFIX".into(), format!("test-{}", Uuid::new_v4().simple())),
+            (
+                "REDIS_PREFIX".into(),
+                format!("test-{}", Uuid::new_v4().simple()),
+            ),
             ("API_ADDR".into(), "127.0.0.1:0".into()),
         ]);
         for (k, v) in settings {
             vars.insert(k.to_string(), v.to_string());
         }
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
-        let state = wharf_api::build_state(config.clone()).await.expect("api state");
+        let state = wharf_api::build_state(config.clone())
+            .await
+            .expect("api state");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         tokio::spawn(wharf_api::serve(listener, state, shutdown.clone()));
-        Self { base_url, db, client: reqwest::Client::new(), config, shutdown }
+        Self {
+            base_url,
+            db,
+            client: reqwest::Client::new(),
+            config,
+            shutdown,
+        }
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
-        let mut req = self.client.request(method, format!("{}{}", self.base_url, path));
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base_url, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -98,7 +122,11 @@ impl TestApp {
         let headers = res.headers().clone();
         let text = res.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
@@ -106,11 +134,13 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.request(Method::POST, path, Some(token), Some(body)).await
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.request(Method::PATCH, path, Some(token), Some(body)).await
+        self.request(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
@@ -122,7 +152,13 @@ impl TestApp {
     }
 
     /// Sends a raw body with a content type, for malformed-input tests.
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: &str) -> Resp {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Resp {
         let mut req = self
             .client
             .post(format!("{}{}", self.base_url, path))
@@ -136,7 +172,11 @@ impl TestApp {
 
     /// Registers a new organization and returns its admin's session.
     pub async fn register_org(&self, company: &str) -> OrgAdmin {
-        let email = format!("admin-{}@{}.example.com", Uuid::new_v4().simple(), company.to_lowercase().replace(' ', "-"));
+        let email = format!(
+            "admin-{}@{}.example.com",
+            Uuid::new_v4().simple(),
+            company.to_lowercase().replace(' ', "-")
+        );
         let resp = self
             .post_anon(
                 "/api/v1/auth/register",
@@ -157,7 +197,11 @@ impl TestApp {
 
     /// Creates a user with `role` in the admin's organization and logs them in.
     pub async fn create_user(&self, admin: &OrgAdmin, role: &str) -> (Uuid, String) {
-        let email = format!("{}-{}@example.com", role.to_lowercase(), Uuid::new_v4().simple());
+        let email = format!(
+            "{}-{}@example.com",
+            role.to_lowercase(),
+            Uuid::new_v4().simple()
+        );
         let resp = self
             .post(
                 "/api/v1/users",
@@ -172,7 +216,10 @@ impl TestApp {
 
     pub async fn login(&self, email: &str, password: &str) -> String {
         let resp = self
-            .post_anon("/api/v1/auth/login", json!({"email": email, "password": password}))
+            .post_anon(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": password}),
+            )
             .await
             .expect(200);
         resp.data()["accessToken"].as_str().unwrap().to_string()
@@ -181,7 +228,11 @@ impl TestApp {
     /// Creates an API key with `scopes` and returns the full key.
     pub async fn create_key(&self, admin: &OrgAdmin, scopes: &[&str]) -> String {
         let resp = self
-            .post("/api/v1/api-keys", &admin.token, json!({"name": "test key", "scopes": scopes}))
+            .post(
+                "/api/v1/api-keys",
+                &admin.token,
+                json!({"name": "test key", "scopes": scopes}),
+            )
             .await
             .expect(201);
         resp.data()["key"].as_str().unwrap().to_string()
@@ -190,7 +241,9 @@ impl TestApp {
     /// Creates a super admin directly (as `api create-super-admin` does) and logs in.
     pub async fn super_admin(&self) -> String {
         let email = format!("root-{}@example.com", Uuid::new_v4().simple());
-        wharf_api::bootstrap::create_super_admin(&self.db.pool, &email, PASSWORD).await.unwrap();
+        wharf_api::bootstrap::create_super_admin(&self.db.pool, &email, PASSWORD)
+            .await
+            .unwrap();
         self.login(&email, PASSWORD).await
     }
 }

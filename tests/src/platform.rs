@@ -79,7 +79,10 @@ impl Platform {
             std::env::temp_dir().join(format!("wharf-blobs-{}", Uuid::new_v4().simple()));
         let graph = sim.base_url();
         let blobs = blob_dir.to_string_lossy().to_string();
-        let mut all = vec![("META_GRAPH_URL", graph.as_str()), ("BLOB_DIR", blobs.as_str())];
+        let mut all = vec![
+            ("META_GRAPH_URL", graph.as_str()),
+            ("BLOB_DIR", blobs.as_str()),
+        ];
         all.extend_from_slice(settings);
         let app = TestApp::spawn_with(&all).await;
         Self {

@@ -35,7 +35,10 @@ async fn register_creates_an_org_and_its_admin_and_logs_them_in() {
         .await
         .expect(201);
     assert_ne!(r.data()["organization"]["slug"], "acme-coffee");
-    assert!(r.data()["organization"]["slug"].as_str().unwrap().starts_with("acme-coffee-"));
+    assert!(r.data()["organization"]["slug"]
+        .as_str()
+        .unwrap()
+        .starts_with("acme-coffee-"));
 }
 
 #[tokio::test]
@@ -58,7 +61,12 @@ async fn register_rejects_duplicates_and_bad_values_without_side_effects() {
         )
         .await
         .expect(422);
-    let locs: Vec<String> = r.body["detail"].as_array().unwrap().iter().map(|e| e["loc"][1].as_str().unwrap().to_string()).collect();
+    let locs: Vec<String> = r.body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["loc"][1].as_str().unwrap().to_string())
+        .collect();
     assert!(locs.contains(&"companyName".into()));
     assert!(locs.contains(&"email".into()));
     assert!(locs.contains(&"password".into()));
@@ -70,10 +78,16 @@ async fn register_rejects_duplicates_and_bad_values_without_side_effects() {
         )
         .await
         .expect(422);
-    assert!(r.body["detail"][0]["msg"].as_str().unwrap().contains("letter and one digit"));
+    assert!(r.body["detail"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("letter and one digit"));
 
     // Nothing from the rejected attempts was stored.
-    let orgs: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations").fetch_one(&app.db.pool).await.unwrap();
+    let orgs: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
     assert_eq!(orgs, 1);
 }
 
@@ -82,21 +96,35 @@ async fn login_succeeds_with_the_right_password_only() {
     let app = TestApp::spawn().await;
     let admin = app.register_org("Login Co").await;
     let r = app
-        .post_anon("/api/v1/auth/login", json!({"email": admin.email.to_uppercase(), "password": PASSWORD}))
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": admin.email.to_uppercase(), "password": PASSWORD}),
+        )
         .await
         .expect(200);
     assert!(r.data()["user"]["lastLoginAt"].is_string());
     let r = app
-        .post_anon("/api/v1/auth/login", json!({"email": admin.email, "password": "Wrong-password-1"}))
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": admin.email, "password": "Wrong-password-1"}),
+        )
         .await
         .expect(401);
     assert_eq!(r.body["detail"], "Invalid email or password");
     let r = app
-        .post_anon("/api/v1/auth/login", json!({"email": "nobody@example.com", "password": PASSWORD}))
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": "nobody@example.com", "password": PASSWORD}),
+        )
         .await
         .expect(401);
     assert_eq!(r.body["detail"], "Invalid email or password");
-    app.post_anon("/api/v1/auth/login", json!({"email": "bad", "password": PASSWORD})).await.expect(422);
+    app.post_anon(
+        "/api/v1/auth/login",
+        json!({"email": "bad", "password": PASSWORD}),
+    )
+    .await
+    .expect(422);
 }
 
 #[tokio::test]
@@ -104,32 +132,49 @@ async fn login_is_throttled_per_email_with_retry_after() {
     let app = TestApp::spawn_with(&[("LOGIN_ATTEMPTS_PER_EMAIL_PER_MINUTE", "3")]).await;
     let admin = app.register_org("Throttle Co").await;
     for _ in 0..3 {
-        app.post_anon("/api/v1/auth/login", json!({"email": admin.email, "password": "Wrong-guess-1"}))
-            .await
-            .expect(401);
+        app.post_anon(
+            "/api/v1/auth/login",
+            json!({"email": admin.email, "password": "Wrong-guess-1"}),
+        )
+        .await
+        .expect(401);
     }
     // Even the right password is refused while throttled: the attacker learns nothing.
     let r = app
-        .post_anon("/api/v1/auth/login", json!({"email": admin.email, "password": PASSWORD}))
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
         .await
         .expect(429);
     let retry_after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     // Another account is not affected by this email's limit.
     let other = app.register_org("Other Co").await;
-    app.post_anon("/api/v1/auth/login", json!({"email": other.email, "password": PASSWORD})).await.expect(200);
+    app.post_anon(
+        "/api/v1/auth/login",
+        json!({"email": other.email, "password": PASSWORD}),
+    )
+    .await
+    .expect(200);
 }
 
 #[tokio::test]
 async fn login_is_throttled_per_client_address() {
     let app = TestApp::spawn_with(&[("LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", "4")]).await;
     for i in 0..4 {
-        app.post_anon("/api/v1/auth/login", json!({"email": format!("u{i}@example.com"), "password": "Guess-1234"}))
-            .await
-            .expect(401);
+        app.post_anon(
+            "/api/v1/auth/login",
+            json!({"email": format!("u{i}@example.com"), "password": "Guess-1234"}),
+        )
+        .await
+        .expect(401);
     }
     let r = app
-        .post_anon("/api/v1/auth/login", json!({"email": "u9@example.com", "password": "Guess-1234"}))
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": "u9@example.com", "password": "Guess-1234"}),
+        )
         .await
         .expect(429);
     assert!(r.headers.contains_key("retry-after"));
@@ -140,23 +185,49 @@ async fn refresh_rotates_and_a_replayed_token_revokes_the_family() {
     let app = TestApp::spawn().await;
     let admin = app.register_org("Refresh Co").await;
     let first = app
-        .post_anon("/api/v1/auth/refresh", json!({"refreshToken": admin.refresh_token}))
+        .post_anon(
+            "/api/v1/auth/refresh",
+            json!({"refreshToken": admin.refresh_token}),
+        )
         .await
         .expect(200);
     let second_refresh = first.data()["refreshToken"].as_str().unwrap().to_string();
     assert_ne!(second_refresh, admin.refresh_token);
-    app.get("/api/v1/auth/me", first.data()["accessToken"].as_str().unwrap()).await.expect(200);
+    app.get(
+        "/api/v1/auth/me",
+        first.data()["accessToken"].as_str().unwrap(),
+    )
+    .await
+    .expect(200);
 
     // The used token no longer works...
-    app.post_anon("/api/v1/auth/refresh", json!({"refreshToken": admin.refresh_token})).await.expect(401);
+    app.post_anon(
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": admin.refresh_token}),
+    )
+    .await
+    .expect(401);
     // ...and its replay revoked the newer token of the same family too.
-    app.post_anon("/api/v1/auth/refresh", json!({"refreshToken": second_refresh})).await.expect(401);
+    app.post_anon(
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": second_refresh}),
+    )
+    .await
+    .expect(401);
 
-    app.post_anon("/api/v1/auth/refresh", json!({"refreshToken": "rt_bogus"})).await.expect(401);
-    app.post_anon("/api/v1/auth/refresh", json!({"refreshToken": ""})).await.expect(422);
-    app.post_anon("/api/v1/auth/refresh", json!({})).await.expect(422);
+    app.post_anon("/api/v1/auth/refresh", json!({"refreshToken": "rt_bogus"}))
+        .await
+        .expect(401);
+    app.post_anon("/api/v1/auth/refresh", json!({"refreshToken": ""}))
+        .await
+        .expect(422);
+    app.post_anon("/api/v1/auth/refresh", json!({}))
+        .await
+        .expect(422);
     // An access token is not a refresh token.
-    app.post_anon("/api/v1/auth/refresh", json!({"refreshToken": admin.token})).await.expect(401);
+    app.post_anon("/api/v1/auth/refresh", json!({"refreshToken": admin.token}))
+        .await
+        .expect(401);
 }
 
 #[tokio::test]
@@ -200,8 +271,18 @@ async fn change_password_requires_the_current_one_and_ends_other_sessions() {
         .expect(200);
     assert!(r.data()["accessToken"].is_string());
     // The old refresh token (another session) is revoked; the old password fails.
-    app.post_anon("/api/v1/auth/refresh", json!({"refreshToken": admin.refresh_token})).await.expect(401);
-    app.post_anon("/api/v1/auth/login", json!({"email": admin.email, "password": PASSWORD})).await.expect(401);
+    app.post_anon(
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": admin.refresh_token}),
+    )
+    .await
+    .expect(401);
+    app.post_anon(
+        "/api/v1/auth/login",
+        json!({"email": admin.email, "password": PASSWORD}),
+    )
+    .await
+    .expect(401);
     app.login(&admin.email, "Brand-new-pass-2").await;
 }
 
@@ -210,18 +291,43 @@ async fn set_password_lets_an_invited_user_log_in() {
     let app = TestApp::spawn().await;
     let admin = app.register_org("Invite Co").await;
     // A user created without a password cannot log in...
-    app.post("/api/v1/users", &admin.token, json!({"email": "new@invite.example.com", "name": "Newbie"}))
-        .await
-        .expect(201);
-    app.post_anon("/api/v1/auth/login", json!({"email": "new@invite.example.com", "password": PASSWORD}))
-        .await
-        .expect(401);
+    app.post(
+        "/api/v1/users",
+        &admin.token,
+        json!({"email": "new@invite.example.com", "name": "Newbie"}),
+    )
+    .await
+    .expect(201);
+    app.post_anon(
+        "/api/v1/auth/login",
+        json!({"email": "new@invite.example.com", "password": PASSWORD}),
+    )
+    .await
+    .expect(401);
     // ...set-password works for the signed-in user.
-    let r = app.post("/api/v1/auth/set-password", &admin.token, json!({"password": "Another-pass-9"})).await.expect(200);
+    let r = app
+        .post(
+            "/api/v1/auth/set-password",
+            &admin.token,
+            json!({"password": "Another-pass-9"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(r.data()["user"]["hasPassword"], true);
     app.login(&admin.email, "Another-pass-9").await;
-    app.post("/api/v1/auth/set-password", &admin.token, json!({"password": "123"})).await.expect(422);
-    app.post_anon("/api/v1/auth/set-password", json!({"password": "Another-pass-9"})).await.expect(401);
+    app.post(
+        "/api/v1/auth/set-password",
+        &admin.token,
+        json!({"password": "123"}),
+    )
+    .await
+    .expect(422);
+    app.post_anon(
+        "/api/v1/auth/set-password",
+        json!({"password": "Another-pass-9"}),
+    )
+    .await
+    .expect(401);
 }
 
 #[tokio::test]
@@ -230,16 +336,31 @@ async fn profile_reads_and_updates_the_callers_own_account() {
     let admin = app.register_org("Profile Co").await;
     let r = app.get("/api/v1/profile", &admin.token).await.expect(200);
     assert_eq!(r.data()["id"], admin.user_id.to_string());
-    let r = app.patch("/api/v1/profile", &admin.token, json!({"name": "  Renamed  "})).await.expect(200);
+    let r = app
+        .patch(
+            "/api/v1/profile",
+            &admin.token,
+            json!({"name": "  Renamed  "}),
+        )
+        .await
+        .expect(200);
     assert_eq!(r.data()["name"], "Renamed");
-    app.patch("/api/v1/profile", &admin.token, json!({"name": ""})).await.expect(422);
-    app.patch("/api/v1/profile", &admin.token, json!({})).await.expect(422);
+    app.patch("/api/v1/profile", &admin.token, json!({"name": ""}))
+        .await
+        .expect(422);
+    app.patch("/api/v1/profile", &admin.token, json!({}))
+        .await
+        .expect(422);
     // API keys have no profile.
     let key = app.create_key(&admin, &["admin"]).await;
     app.get("/api/v1/profile", &key).await.expect(403);
-    app.post("/api/v1/profile/change-password", &key, json!({"currentPassword": PASSWORD, "newPassword": "Brand-new-pass-2"}))
-        .await
-        .expect(403);
+    app.post(
+        "/api/v1/profile/change-password",
+        &key,
+        json!({"currentPassword": PASSWORD, "newPassword": "Brand-new-pass-2"}),
+    )
+    .await
+    .expect(403);
 }
 
 #[tokio::test]
@@ -258,7 +379,12 @@ async fn complete_onboarding_is_admin_only() {
     let app = TestApp::spawn().await;
     let admin = app.register_org("Onboard Co").await;
     let (_, agent) = app.create_user(&admin, "AGENT").await;
-    app.post("/api/v1/auth/complete-onboarding", &agent, json!({})).await.expect(403);
-    let r = app.post("/api/v1/auth/complete-onboarding", &admin.token, json!({})).await.expect(200);
+    app.post("/api/v1/auth/complete-onboarding", &agent, json!({}))
+        .await
+        .expect(403);
+    let r = app
+        .post("/api/v1/auth/complete-onboarding", &admin.token, json!({}))
+        .await
+        .expect(200);
     assert_eq!(r.data()["onboardingCompleted"], true);
 }

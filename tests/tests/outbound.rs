@@ -64,23 +64,30 @@ async fn conversation(s: &Setup, customer: &str, minutes_ago: i64) -> String {
     .unwrap();
     if minutes_ago >= 24 * 60 {
         // The simulator tracks its own window from the inbound timestamp too.
-        s.p.sim.state().close_window(&s.number.phone_number_id, &customer).unwrap();
+        s.p.sim
+            .state()
+            .close_window(&s.number.phone_number_id, &customer)
+            .unwrap();
     }
     id.to_string()
 }
 
 async fn send(s: &Setup, conv: &str, body: Value) -> wharf_tests::Resp {
-    s.p.app.post(&format!("/api/v1/conversations/{conv}/messages"), &s.admin.token, body).await
+    s.p.app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &s.admin.token,
+            body,
+        )
+        .await
 }
 
 async fn message(s: &Setup, id: &str) -> Value {
-    sqlx::query_scalar::<_, Value>(
-        "SELECT to_jsonb(m) - 'raw' FROM messages m WHERE id = $1::uuid",
-    )
-    .bind(id)
-    .fetch_one(&s.p.app.db.pool)
-    .await
-    .unwrap()
+    sqlx::query_scalar::<_, Value>("SELECT to_jsonb(m) - 'raw' FROM messages m WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&s.p.app.db.pool)
+        .await
+        .unwrap()
 }
 
 async fn wait_status(s: &Setup, id: &str, status: &str) -> Value {
@@ -104,7 +111,11 @@ async fn wait_status(s: &Setup, id: &str, status: &str) -> Value {
 }
 
 fn received_to(s: &Setup, to: &str) -> Vec<wharf_sim::Received> {
-    s.p.sim.state().received(&ReceivedFilter { to: Some(to.into()), accepted: Some(true), ..Default::default() })
+    s.p.sim.state().received(&ReceivedFilter {
+        to: Some(to.into()),
+        accepted: Some(true),
+        ..Default::default()
+    })
 }
 
 async fn attempts(s: &Setup, id: &str) -> Vec<(String, Option<i32>)> {
@@ -126,14 +137,27 @@ fn fault(s: &Setup, to: &str, action: FaultAction, count: u32) {
 }
 
 fn meta_error(code: u32) -> FaultAction {
-    FaultAction::MetaError { code, subcode: None, title: None, details: None, http_status: None, is_async: false }
+    FaultAction::MetaError {
+        code,
+        subcode: None,
+        title: None,
+        details: None,
+        http_status: None,
+        is_async: false,
+    }
 }
 
 #[tokio::test]
 async fn a_text_goes_out_and_its_statuses_come_back() {
     let s = setup().await;
     let conv = conversation(&s, "15551110001", 5).await;
-    let r = send(&s, &conv, json!({"type": "text", "text": "Your order shipped"})).await.expect(202);
+    let r = send(
+        &s,
+        &conv,
+        json!({"type": "text", "text": "Your order shipped"}),
+    )
+    .await
+    .expect(202);
     assert_eq!(r.data()["status"], "queued");
     assert!(r.data()["wamid"].is_null());
     let id = r.data()["id"].as_str().unwrap().to_string();
@@ -162,7 +186,12 @@ async fn every_message_type_is_built_as_meta_expects() {
     ];
     let mut ids = vec![];
     for b in &bodies {
-        ids.push(send(&s, &conv, b.clone()).await.expect(202).data()["id"].as_str().unwrap().to_string());
+        ids.push(
+            send(&s, &conv, b.clone()).await.expect(202).data()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     for id in &ids {
         wait_status(&s, id, "read").await;
@@ -170,12 +199,37 @@ async fn every_message_type_is_built_as_meta_expects() {
     let got = received_to(&s, "15551110002");
     let mut types: Vec<String> = got.iter().map(|r| r.kind.to_string()).collect();
     types.sort();
-    assert_eq!(types, ["contacts", "document", "image", "interactive", "interactive", "location", "text"]);
+    assert_eq!(
+        types,
+        [
+            "contacts",
+            "document",
+            "image",
+            "interactive",
+            "interactive",
+            "location",
+            "text"
+        ]
+    );
     // A reaction to the first message, and a reply to it.
     let first = &ids[0];
-    let r = s.p.app.post(&format!("/api/v1/messages/{first}/react"), &s.admin.token, json!({"emoji": "👍"})).await.expect(202);
+    let r =
+        s.p.app
+            .post(
+                &format!("/api/v1/messages/{first}/react"),
+                &s.admin.token,
+                json!({"emoji": "👍"}),
+            )
+            .await
+            .expect(202);
     wait_status(&s, r.data()["id"].as_str().unwrap(), "read").await;
-    let r = send(&s, &conv, json!({"type": "text", "text": "replying", "replyTo": first})).await.expect(202);
+    let r = send(
+        &s,
+        &conv,
+        json!({"type": "text", "text": "replying", "replyTo": first}),
+    )
+    .await
+    .expect(202);
     let m = wait_status(&s, r.data()["id"].as_str().unwrap(), "read").await;
     let wamid = message(&s, first).await["wamid"].clone();
     assert_eq!(m["request"]["context"]["message_id"], wamid);
@@ -191,35 +245,100 @@ async fn bad_messages_are_422_and_nothing_is_queued() {
         (json!({"type": "text", "text": "x".repeat(4097)}), "text"),
         (json!({"type": "fax", "text": "x"}), "type"),
         (json!({"type": "image", "image": {}}), "image"),
-        (json!({"type": "image", "image": {"id": "1", "link": "https://a.example.com/a.jpg"}}), "image"),
-        (json!({"type": "audio", "audio": {"id": "1", "caption": "no"}}), "audio.caption"),
-        (json!({"type": "image", "image": {"link": "ftp://x"}}), "image.link"),
-        (json!({"type": "location", "location": {"latitude": 91, "longitude": 0}}), "location.latitude"),
-        (json!({"type": "interactive", "interactive": {"type": "button", "body": {"text": "b"},
-            "action": {"buttons": [{"reply": {"id": "1", "title": "a"}}, {"reply": {"id": "2", "title": "b"}}, {"reply": {"id": "3", "title": "c"}}, {"reply": {"id": "4", "title": "d"}}]}}}), "interactive.action.buttons"),
-        (json!({"type": "template", "template": {"name": "Bad Name", "language": "en_US"}}), "template.name"),
-        (json!({"type": "text", "text": "x", "replyTo": "nope"}), "replyTo"),
+        (
+            json!({"type": "image", "image": {"id": "1", "link": "https://a.example.com/a.jpg"}}),
+            "image",
+        ),
+        (
+            json!({"type": "audio", "audio": {"id": "1", "caption": "no"}}),
+            "audio.caption",
+        ),
+        (
+            json!({"type": "image", "image": {"link": "ftp://x"}}),
+            "image.link",
+        ),
+        (
+            json!({"type": "location", "location": {"latitude": 91, "longitude": 0}}),
+            "location.latitude",
+        ),
+        (
+            json!({"type": "interactive", "interactive": {"type": "button", "body": {"text": "b"},
+            "action": {"buttons": [{"reply": {"id": "1", "title": "a"}}, {"reply": {"id": "2", "title": "b"}}, {"reply": {"id": "3", "title": "c"}}, {"reply": {"id": "4", "title": "d"}}]}}}),
+            "interactive.action.buttons",
+        ),
+        (
+            json!({"type": "template", "template": {"name": "Bad Name", "language": "en_US"}}),
+            "template.name",
+        ),
+        (
+            json!({"type": "text", "text": "x", "replyTo": "nope"}),
+            "replyTo",
+        ),
     ] {
         let r = send(&s, &conv, body.clone()).await.expect(422);
-        let locs: Vec<String> = r.body["detail"].as_array().unwrap().iter().map(|d| d["loc"][1].as_str().unwrap_or("").to_string()).collect();
+        let locs: Vec<String> = r.body["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["loc"][1].as_str().unwrap_or("").to_string())
+            .collect();
         assert!(locs.contains(&loc.to_string()), "{body}: {locs:?}");
     }
-    let queued = s.p.count("SELECT count(*) FROM messages WHERE direction = 'OUTBOUND'").await;
+    let queued =
+        s.p.count("SELECT count(*) FROM messages WHERE direction = 'OUTBOUND'")
+            .await;
     assert_eq!(queued, 0);
-    s.p.app.post_raw(&format!("/api/v1/conversations/{conv}/messages"), Some(&s.admin.token), "application/json", "{").await.expect(422);
+    s.p.app
+        .post_raw(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(&s.admin.token),
+            "application/json",
+            "{",
+        )
+        .await
+        .expect(422);
 }
 
 #[tokio::test]
 async fn free_form_outside_the_window_is_refused_but_templates_go() {
     let s = setup().await;
     let conv = conversation(&s, "15551110004", 25 * 60).await;
-    let r = send(&s, &conv, json!({"type": "text", "text": "hello again"})).await.expect(422);
+    let r = send(&s, &conv, json!({"type": "text", "text": "hello again"}))
+        .await
+        .expect(422);
     assert_eq!(r.body["detail"][0]["type"], "template_required");
-    assert!(r.body["detail"][0]["msg"].as_str().unwrap().contains("template"));
-    assert_eq!(s.p.count("SELECT count(*) FROM messages WHERE direction = 'OUTBOUND'").await, 0);
-    assert_eq!(s.p.count("SELECT count(*) FROM jobs WHERE kind = 'outbound.send_message'").await, 0);
-    s.p.sim.state().seed_template(&s.number.waba_id, TemplateSpec { name: "order_update".into(), body: Some("Your order shipped".into()), ..Default::default() }).unwrap();
-    let r = send(&s, &conv, json!({"type": "template", "template": {"name": "order_update", "language": "en_US"}})).await.expect(202);
+    assert!(r.body["detail"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("template"));
+    assert_eq!(
+        s.p.count("SELECT count(*) FROM messages WHERE direction = 'OUTBOUND'")
+            .await,
+        0
+    );
+    assert_eq!(
+        s.p.count("SELECT count(*) FROM jobs WHERE kind = 'outbound.send_message'")
+            .await,
+        0
+    );
+    s.p.sim
+        .state()
+        .seed_template(
+            &s.number.waba_id,
+            TemplateSpec {
+                name: "order_update".into(),
+                body: Some("Your order shipped".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let r = send(
+        &s,
+        &conv,
+        json!({"type": "template", "template": {"name": "order_update", "language": "en_US"}}),
+    )
+    .await
+    .expect(202);
     wait_status(&s, r.data()["id"].as_str().unwrap(), "read").await;
 }
 
@@ -229,13 +348,40 @@ async fn an_idempotency_key_returns_the_first_result_without_a_second_send() {
     let conv = conversation(&s, "15551110005", 5).await;
     let path = format!("{}/api/v1/conversations/{conv}/messages", s.p.app.base_url);
     let post = |body: Value| {
-        s.p.app.client.post(&path).bearer_auth(&s.admin.token).header("Idempotency-Key", "order-42-shipped").json(&body).send()
+        s.p.app
+            .client
+            .post(&path)
+            .bearer_auth(&s.admin.token)
+            .header("Idempotency-Key", "order-42-shipped")
+            .json(&body)
+            .send()
     };
-    let first = wharf_tests::TestApp::read(post(json!({"type": "text", "text": "Shipped!"})).await.unwrap()).await.expect(202);
-    let again = wharf_tests::TestApp::read(post(json!({"type": "text", "text": "Shipped!"})).await.unwrap()).await.expect(202);
+    let first = wharf_tests::TestApp::read(
+        post(json!({"type": "text", "text": "Shipped!"}))
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(202);
+    let again = wharf_tests::TestApp::read(
+        post(json!({"type": "text", "text": "Shipped!"}))
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(202);
     assert_eq!(first.data()["id"], again.data()["id"]);
-    let other = wharf_tests::TestApp::read(post(json!({"type": "text", "text": "Different"})).await.unwrap()).await.expect(409);
-    assert!(other.body["detail"].as_str().unwrap().contains("Idempotency-Key"));
+    let other = wharf_tests::TestApp::read(
+        post(json!({"type": "text", "text": "Different"}))
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(409);
+    assert!(other.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Idempotency-Key"));
     wait_status(&s, first.data()["id"].as_str().unwrap(), "read").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(received_to(&s, "15551110005").len(), 1);
@@ -246,21 +392,49 @@ async fn terminal_errors_fail_at_once_with_metas_code_and_land_in_the_dashboard(
     let s = setup().await;
     let conv = conversation(&s, "15551110006", 5).await;
     fault(&s, "15551110006", meta_error(131026), 1);
-    let id = send(&s, &conv, json!({"type": "text", "text": "hi"})).await.expect(202).data()["id"].as_str().unwrap().to_string();
+    let id = send(&s, &conv, json!({"type": "text", "text": "hi"}))
+        .await
+        .expect(202)
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let m = wait_status(&s, &id, "failed").await;
     assert_eq!(m["error_code"], 131026);
     assert_eq!(m["retryable"], false);
     assert!(m["error"]["title"].as_str().unwrap().len() > 3);
-    assert_eq!(attempts(&s, &id).await, vec![("failed".into(), Some(131026))]);
-    let list = s.p.app.get("/api/v1/messages/failed", &s.admin.token).await.expect(200);
+    assert_eq!(
+        attempts(&s, &id).await,
+        vec![("failed".into(), Some(131026))]
+    );
+    let list =
+        s.p.app
+            .get("/api/v1/messages/failed", &s.admin.token)
+            .await
+            .expect(200);
     assert_eq!(list.body["pagination"]["total"], 1);
     assert_eq!(list.body["data"][0]["errorCode"], 131026);
     assert_eq!(list.body["data"][0]["contactWaId"], "15551110006");
-    let list = s.p.app.get("/api/v1/messages/failed?errorCode=131026&permanent=true", &s.admin.token).await.expect(200);
+    let list =
+        s.p.app
+            .get(
+                "/api/v1/messages/failed?errorCode=131026&permanent=true",
+                &s.admin.token,
+            )
+            .await
+            .expect(200);
     assert_eq!(list.body["pagination"]["total"], 1);
-    let list = s.p.app.get("/api/v1/messages/failed?errorCode=130429", &s.admin.token).await.expect(200);
+    let list =
+        s.p.app
+            .get("/api/v1/messages/failed?errorCode=130429", &s.admin.token)
+            .await
+            .expect(200);
     assert_eq!(list.body["pagination"]["total"], 0);
-    let stats = s.p.app.get("/api/v1/messages/failed/stats", &s.admin.token).await.expect(200);
+    let stats =
+        s.p.app
+            .get("/api/v1/messages/failed/stats", &s.admin.token)
+            .await
+            .expect(200);
     assert_eq!(stats.data()["total"], 1);
     assert_eq!(stats.data()["permanent"], 1);
     assert_eq!(stats.data()["byCode"][0]["code"], 131026);
@@ -271,10 +445,24 @@ async fn terminal_errors_fail_at_once_with_metas_code_and_land_in_the_dashboard(
 async fn server_errors_and_throttling_retry_with_backoff_and_then_send_once() {
     let s = setup().await;
     let conv = conversation(&s, "15551110007", 5).await;
-    fault(&s, "15551110007", FaultAction::Http { status: 503, body: None }, 1);
+    fault(
+        &s,
+        "15551110007",
+        FaultAction::Http {
+            status: 503,
+            body: None,
+        },
+        1,
+    );
     fault(&s, "15551110007", meta_error(131000), 1);
     fault(&s, "15551110007", meta_error(130429), 1);
-    let id = send(&s, &conv, json!({"type": "text", "text": "hi"})).await.expect(202).data()["id"].as_str().unwrap().to_string();
+    let id = send(&s, &conv, json!({"type": "text", "text": "hi"}))
+        .await
+        .expect(202)
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let m = wait_status(&s, &id, "read").await;
     assert!(m["wamid"].is_string());
     let tries = attempts(&s, &id).await;
@@ -290,8 +478,20 @@ async fn pair_rate_limit_delays_only_that_recipient() {
     let conv = conversation(&s, "15551110008", 5).await;
     let other = conversation(&s, "15551110009", 5).await;
     fault(&s, "15551110008", meta_error(131056), 1);
-    let slow = send(&s, &conv, json!({"type": "text", "text": "a"})).await.expect(202).data()["id"].as_str().unwrap().to_string();
-    let fast = send(&s, &other, json!({"type": "text", "text": "b"})).await.expect(202).data()["id"].as_str().unwrap().to_string();
+    let slow = send(&s, &conv, json!({"type": "text", "text": "a"}))
+        .await
+        .expect(202)
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fast = send(&s, &other, json!({"type": "text", "text": "b"}))
+        .await
+        .expect(202)
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     wait_status(&s, &fast, "sent").await;
     let m = wait_status(&s, &slow, "read").await;
     assert!(m["wamid"].is_string());
@@ -305,7 +505,15 @@ async fn an_expired_token_holds_sends_until_a_new_token_is_saved() {
     s.p.sim.state().expire_token(&s.number.token).unwrap();
     let mut ids = vec![];
     for i in 0..3 {
-        ids.push(send(&s, &conv, json!({"type": "text", "text": format!("m{i}")})).await.expect(202).data()["id"].as_str().unwrap().to_string());
+        ids.push(
+            send(&s, &conv, json!({"type": "text", "text": format!("m{i}")}))
+                .await
+                .expect(202)
+                .data()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let pool = s.p.app.db.pool.clone();
     wait_for("sends held", || {
@@ -316,20 +524,40 @@ async fn an_expired_token_holds_sends_until_a_new_token_is_saved() {
         }
     })
     .await;
-    let acct = s.p.app.get("/api/v1/whatsapp-accounts", &s.admin.token).await.expect(200);
+    let acct =
+        s.p.app
+            .get("/api/v1/whatsapp-accounts", &s.admin.token)
+            .await
+            .expect(200);
     assert_eq!(acct.data()[0]["status"], "NEEDS_REAUTH");
-    let failed = s.p.app.get("/api/v1/messages/failed?status=PENDING", &s.admin.token).await.expect(200);
+    let failed =
+        s.p.app
+            .get("/api/v1/messages/failed?status=PENDING", &s.admin.token)
+            .await
+            .expect(200);
     assert_eq!(failed.body["pagination"]["total"], 3, "held, not failed");
-    assert_eq!(s.p.count("SELECT count(*) FROM messages WHERE status = 'failed'").await, 0);
+    assert_eq!(
+        s.p.count("SELECT count(*) FROM messages WHERE status = 'failed'")
+            .await,
+        0
+    );
     let fresh = s.p.sim.state().create_token(TokenSpec::default());
     s.p.app
-        .patch(&format!("/api/v1/whatsapp-accounts/{}", s.number.account_id), &s.admin.token, json!({"accessToken": fresh}))
+        .patch(
+            &format!("/api/v1/whatsapp-accounts/{}", s.number.account_id),
+            &s.admin.token,
+            json!({"accessToken": fresh}),
+        )
         .await
         .expect(200);
     for id in &ids {
         wait_status(&s, id, "read").await;
     }
-    assert_eq!(received_to(&s, "15551110010").len(), 3, "each sent once, none lost");
+    assert_eq!(
+        received_to(&s, "15551110010").len(),
+        3,
+        "each sent once, none lost"
+    );
 }
 
 #[tokio::test]
@@ -337,13 +565,32 @@ async fn spam_rate_limit_fails_the_message_pauses_bulk_and_alerts() {
     let s = setup().await;
     let conv = conversation(&s, "15551110011", 5).await;
     fault(&s, "15551110011", meta_error(131048), 1);
-    let id = send(&s, &conv, json!({"type": "text", "text": "hi"})).await.expect(202).data()["id"].as_str().unwrap().to_string();
+    let id = send(&s, &conv, json!({"type": "text", "text": "hi"}))
+        .await
+        .expect(202)
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let m = wait_status(&s, &id, "failed").await;
     assert_eq!(m["error_code"], 131048);
     assert_eq!(m["retryable"], true);
-    let alerts = s.p.app.get("/api/v1/whatsapp-accounts/alerts", &s.admin.token).await.expect(200);
-    assert!(alerts.data().as_array().unwrap().iter().any(|a| a["kind"] == "spam_rate_limit"));
-    assert_eq!(s.p.count("SELECT count(*) FROM whatsapp_accounts WHERE bulk_paused_at IS NOT NULL").await, 1);
+    let alerts =
+        s.p.app
+            .get("/api/v1/whatsapp-accounts/alerts", &s.admin.token)
+            .await
+            .expect(200);
+    assert!(alerts
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["kind"] == "spam_rate_limit"));
+    assert_eq!(
+        s.p.count("SELECT count(*) FROM whatsapp_accounts WHERE bulk_paused_at IS NOT NULL")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -358,13 +605,23 @@ async fn a_timeout_is_outcome_unknown_and_the_status_webhook_settles_it_without_
         action: FaultAction::LoseResponse,
         count: Some(1),
     });
-    let id = send(&s, &conv, json!({"type": "text", "text": "hi"})).await.expect(202).data()["id"].as_str().unwrap().to_string();
+    let id = send(&s, &conv, json!({"type": "text", "text": "hi"}))
+        .await
+        .expect(202)
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let m = wait_status(&s, &id, "read").await;
     assert!(m["wamid"].is_string());
     let tries = attempts(&s, &id).await;
     assert_eq!(tries.first().unwrap().0, "unknown", "{tries:?}");
     tokio::time::sleep(UNKNOWN_OUTCOME_WAIT.get() + Duration::from_millis(500)).await;
-    assert_eq!(received_to(&s, "15551110012").len(), 1, "settled by the webhook, not resent");
+    assert_eq!(
+        received_to(&s, "15551110012").len(),
+        1,
+        "settled by the webhook, not resent"
+    );
 }
 
 #[tokio::test]
@@ -372,17 +629,41 @@ async fn retry_send_really_sends_again_and_keeps_the_history() {
     let s = setup().await;
     let conv = conversation(&s, "15551110013", 5).await;
     fault(&s, "15551110013", meta_error(131026), 1);
-    let id = send(&s, &conv, json!({"type": "text", "text": "hi"})).await.expect(202).data()["id"].as_str().unwrap().to_string();
+    let id = send(&s, &conv, json!({"type": "text", "text": "hi"}))
+        .await
+        .expect(202)
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     wait_status(&s, &id, "failed").await;
-    let r = s.p.app.post(&format!("/api/v1/messages/{id}/retry-send"), &s.admin.token, json!({})).await.expect(202);
+    let r =
+        s.p.app
+            .post(
+                &format!("/api/v1/messages/{id}/retry-send"),
+                &s.admin.token,
+                json!({}),
+            )
+            .await
+            .expect(202);
     assert_eq!(r.data()["status"], "queued");
     let m = wait_status(&s, &id, "read").await;
     assert!(m["wamid"].is_string());
     let tries = attempts(&s, &id).await;
-    assert_eq!(tries, vec![("failed".into(), Some(131026)), ("sent".into(), None)]);
+    assert_eq!(
+        tries,
+        vec![("failed".into(), Some(131026)), ("sent".into(), None)]
+    );
     assert_eq!(received_to(&s, "15551110013").len(), 1);
     // Not failed any more: a second retry is a conflict, not a second send.
-    s.p.app.post(&format!("/api/v1/messages/{id}/retry-send"), &s.admin.token, json!({})).await.expect(409);
+    s.p.app
+        .post(
+            &format!("/api/v1/messages/{id}/retry-send"),
+            &s.admin.token,
+            json!({}),
+        )
+        .await
+        .expect(409);
 }
 
 #[tokio::test]
@@ -393,29 +674,71 @@ async fn bulk_retry_by_filter_and_discard_for_good() {
         let to = format!("1555222000{i}");
         let conv = conversation(&s, &to, 5).await;
         fault(&s, &to, meta_error(if i < 3 { 131000 } else { 131026 }), 20);
-        failed.push(send(&s, &conv, json!({"type": "text", "text": "x"})).await.expect(202).data()["id"].as_str().unwrap().to_string());
+        failed.push(
+            send(&s, &conv, json!({"type": "text", "text": "x"}))
+                .await
+                .expect(202)
+                .data()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     for id in &failed {
         wait_status(&s, id, "failed").await;
     }
     s.p.sim.state().clear_faults(None);
     // Discard the permanent one; bulk-retry every retryable one by filter.
-    let r = s.p.app.post("/api/v1/messages/failed/bulk-discard", &s.admin.token, json!({"messageIds": [failed[3]]})).await.expect(200);
+    let r =
+        s.p.app
+            .post(
+                "/api/v1/messages/failed/bulk-discard",
+                &s.admin.token,
+                json!({"messageIds": [failed[3]]}),
+            )
+            .await
+            .expect(200);
     assert_eq!(r.data()["discarded"], 1);
-    let r = s.p.app
-        .post("/api/v1/messages/failed/bulk-retry", &s.admin.token, json!({"selection": {"mode": "filter", "filter": {"permanent": false}}}))
-        .await
-        .expect(200);
+    let r =
+        s.p.app
+            .post(
+                "/api/v1/messages/failed/bulk-retry",
+                &s.admin.token,
+                json!({"selection": {"mode": "filter", "filter": {"permanent": false}}}),
+            )
+            .await
+            .expect(200);
     assert_eq!(r.data()["queued"], 3);
     for id in &failed[..3] {
         wait_status(&s, id, "read").await;
     }
-    s.p.app.post(&format!("/api/v1/messages/{}/retry-send", failed[3]), &s.admin.token, json!({})).await.expect(409);
+    s.p.app
+        .post(
+            &format!("/api/v1/messages/{}/retry-send", failed[3]),
+            &s.admin.token,
+            json!({}),
+        )
+        .await
+        .expect(409);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(received_to(&s, "15552220003").is_empty(), "a discarded message is never sent");
-    let list = s.p.app.get("/api/v1/messages/failed", &s.admin.token).await.expect(200);
+    assert!(
+        received_to(&s, "15552220003").is_empty(),
+        "a discarded message is never sent"
+    );
+    let list =
+        s.p.app
+            .get("/api/v1/messages/failed", &s.admin.token)
+            .await
+            .expect(200);
     assert_eq!(list.body["pagination"]["total"], 0);
-    s.p.app.post("/api/v1/messages/failed/bulk-retry", &s.admin.token, json!({})).await.expect(422);
+    s.p.app
+        .post(
+            "/api/v1/messages/failed/bulk-retry",
+            &s.admin.token,
+            json!({}),
+        )
+        .await
+        .expect(422);
 }
 
 #[tokio::test]
@@ -423,23 +746,96 @@ async fn another_tenant_cannot_send_retry_or_see_failures_and_agents_cannot_use_
     let s = setup().await;
     let conv = conversation(&s, "15551110014", 5).await;
     fault(&s, "15551110014", meta_error(131026), 1);
-    let id = send(&s, &conv, json!({"type": "text", "text": "hi"})).await.expect(202).data()["id"].as_str().unwrap().to_string();
+    let id = send(&s, &conv, json!({"type": "text", "text": "hi"}))
+        .await
+        .expect(202)
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     wait_status(&s, &id, "failed").await;
     let b = s.p.app.register_org("Other Send Co").await;
-    s.p.app.post(&format!("/api/v1/conversations/{conv}/messages"), &b.token, json!({"type": "text", "text": "x"})).await.expect(404);
-    s.p.app.post(&format!("/api/v1/messages/{id}/retry-send"), &b.token, json!({})).await.expect(404);
-    s.p.app.post(&format!("/api/v1/messages/{id}/discard"), &b.token, json!({})).await.expect(404);
-    s.p.app.post(&format!("/api/v1/messages/{id}/react"), &b.token, json!({"emoji": "x"})).await.expect(404);
-    let r = s.p.app.post("/api/v1/messages/failed/bulk-retry", &b.token, json!({"messageIds": [id]})).await.expect(200);
+    s.p.app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &b.token,
+            json!({"type": "text", "text": "x"}),
+        )
+        .await
+        .expect(404);
+    s.p.app
+        .post(
+            &format!("/api/v1/messages/{id}/retry-send"),
+            &b.token,
+            json!({}),
+        )
+        .await
+        .expect(404);
+    s.p.app
+        .post(
+            &format!("/api/v1/messages/{id}/discard"),
+            &b.token,
+            json!({}),
+        )
+        .await
+        .expect(404);
+    s.p.app
+        .post(
+            &format!("/api/v1/messages/{id}/react"),
+            &b.token,
+            json!({"emoji": "x"}),
+        )
+        .await
+        .expect(404);
+    let r =
+        s.p.app
+            .post(
+                "/api/v1/messages/failed/bulk-retry",
+                &b.token,
+                json!({"messageIds": [id]}),
+            )
+            .await
+            .expect(200);
     assert_eq!(r.data()["queued"], 0);
-    assert_eq!(s.p.app.get("/api/v1/messages/failed", &b.token).await.expect(200).body["pagination"]["total"], 0);
+    assert_eq!(
+        s.p.app
+            .get("/api/v1/messages/failed", &b.token)
+            .await
+            .expect(200)
+            .body["pagination"]["total"],
+        0
+    );
     let (_, agent) = s.p.app.create_user(&s.admin, "AGENT").await;
-    s.p.app.get("/api/v1/messages/failed", &agent).await.expect(403);
-    s.p.app.post(&format!("/api/v1/messages/{id}/retry-send"), &agent, json!({})).await.expect(403);
+    s.p.app
+        .get("/api/v1/messages/failed", &agent)
+        .await
+        .expect(403);
+    s.p.app
+        .post(
+            &format!("/api/v1/messages/{id}/retry-send"),
+            &agent,
+            json!({}),
+        )
+        .await
+        .expect(403);
     let read_key = s.p.app.create_key(&s.admin, &["whatsapp:read"]).await;
-    s.p.app.post(&format!("/api/v1/conversations/{conv}/messages"), &read_key, json!({"type": "text", "text": "x"})).await.expect(403);
+    s.p.app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &read_key,
+            json!({"type": "text", "text": "x"}),
+        )
+        .await
+        .expect(403);
     let send_key = s.p.app.create_key(&s.admin, &["whatsapp:send"]).await;
-    s.p.app.post(&format!("/api/v1/conversations/{conv}/messages"), &send_key, json!({"type": "text", "text": "x"})).await.expect(202);
+    s.p.app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &send_key,
+            json!({"type": "text", "text": "x"}),
+        )
+        .await
+        .expect(202);
 }
 
 #[tokio::test]
@@ -448,13 +844,33 @@ async fn a_template_error_fails_the_send_and_triggers_a_template_sync() {
     let conv = conversation(&s, "15551110015", 5).await;
     s.p.sim
         .state()
-        .seed_template(&s.number.waba_id, TemplateSpec { name: "paused_promo".into(), status: Some("PAUSED".into()), body: Some("Hi".into()), ..Default::default() })
+        .seed_template(
+            &s.number.waba_id,
+            TemplateSpec {
+                name: "paused_promo".into(),
+                status: Some("PAUSED".into()),
+                body: Some("Hi".into()),
+                ..Default::default()
+            },
+        )
         .unwrap();
-    let id = send(&s, &conv, json!({"type": "template", "template": {"name": "paused_promo", "language": "en_US"}})).await.expect(202).data()["id"]
+    let id = send(
+        &s,
+        &conv,
+        json!({"type": "template", "template": {"name": "paused_promo", "language": "en_US"}}),
+    )
+    .await
+    .expect(202)
+    .data()["id"]
         .as_str()
         .unwrap()
         .to_string();
     let m = wait_status(&s, &id, "failed").await;
     assert_eq!(m["error_code"], 132015);
-    assert!(s.p.count("SELECT count(*) FROM jobs WHERE kind = 'templates.sync_account'").await >= 1, "a sync was requested");
+    assert!(
+        s.p.count("SELECT count(*) FROM jobs WHERE kind = 'templates.sync_account'")
+            .await
+            >= 1,
+        "a sync was requested"
+    );
 }

@@ -34,7 +34,12 @@ impl Run {
     async fn new() -> Self {
         let p = Platform::start_without_worker().await;
         let admin = p.app.register_org("Scale Co").await;
-        Self { p, admin, workers: vec![], redis_url: None }
+        Self {
+            p,
+            admin,
+            workers: vec![],
+            redis_url: None,
+        }
     }
 
     async fn number(&self) -> Number {
@@ -42,7 +47,14 @@ impl Run {
         self.p
             .sim
             .state()
-            .seed_template(&n.waba_id, TemplateSpec { name: "promo".into(), body: Some("Sale today".into()), ..Default::default() })
+            .seed_template(
+                &n.waba_id,
+                TemplateSpec {
+                    name: "promo".into(),
+                    body: Some("Sale today".into()),
+                    ..Default::default()
+                },
+            )
             .unwrap();
         n
     }
@@ -66,7 +78,8 @@ impl Run {
         if let Some(url) = &self.redis_url {
             cmd.env("REDIS_URL", url);
         }
-        self.workers.push(cmd.spawn().expect("start worker process"));
+        self.workers
+            .push(cmd.spawn().expect("start worker process"));
     }
 
     /// Contacts and conversations for `n` recipients of `number`; returns (conversation id, phone).
@@ -111,7 +124,10 @@ impl Run {
         .buffer_unordered(32)
         .collect()
         .await;
-        assert!(statuses.iter().all(|s| *s == 202), "every send accepted by the API");
+        assert!(
+            statuses.iter().all(|s| *s == 202),
+            "every send accepted by the API"
+        );
     }
 
     async fn wait_all_settled(&self, total: i64, limit: Duration) {
@@ -121,7 +137,20 @@ impl Run {
             if settled >= total {
                 return;
             }
-            assert!(start.elapsed() < limit, "only {settled} of {total} messages settled in {limit:?}");
+            if start.elapsed() >= limit {
+                let stuck: Vec<serde_json::Value> = sqlx::query_scalar(
+                    "SELECT jsonb_build_object('message', m.id, 'status', m.status, 'hold', m.hold_reason,
+                            'attempts', m.send_attempts, 'job', to_jsonb(j) - 'payload')
+                       FROM messages m LEFT JOIN jobs j ON j.payload->>'message_id' = m.id::text
+                      WHERE m.direction = 'OUTBOUND' AND m.wamid IS NULL AND m.status <> 'failed' LIMIT 5",
+                )
+                .fetch_all(&self.p.app.db.pool)
+                .await
+                .unwrap();
+                panic!(
+                    "only {settled} of {total} messages settled in {limit:?}; stuck: {stuck:#?}"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -129,7 +158,11 @@ impl Run {
     /// Accepted sends per recipient at the simulator.
     fn received_per_recipient(&self, number: &Number) -> HashMap<String, usize> {
         let mut per = HashMap::new();
-        for r in self.p.sim.state().received(&ReceivedFilter { number_id: Some(number.phone_number_id.clone()), accepted: Some(true), ..Default::default() }) {
+        for r in self.p.sim.state().received(&ReceivedFilter {
+            number_id: Some(number.phone_number_id.clone()),
+            accepted: Some(true),
+            ..Default::default()
+        }) {
             *per.entry(r.to).or_insert(0) += 1;
         }
         per
@@ -137,14 +170,33 @@ impl Run {
 
     fn assert_limits_kept(&self, number: &Number, expected: usize, rate: f64) {
         let stats = self.p.sim.state().stats(&number.phone_number_id).unwrap();
-        assert_eq!(stats.errors.get(&130429).copied().unwrap_or(0), 0, "no 130429: {:?}", stats.errors);
-        assert_eq!(stats.errors.get(&131056).copied().unwrap_or(0), 0, "no 131056: {:?}", stats.errors);
+        assert_eq!(
+            stats.errors.get(&130429).copied().unwrap_or(0),
+            0,
+            "no 130429: {:?}",
+            stats.errors
+        );
+        assert_eq!(
+            stats.errors.get(&131056).copied().unwrap_or(0),
+            0,
+            "no 131056: {:?}",
+            stats.errors
+        );
         let per = self.received_per_recipient(number);
         assert_eq!(per.len(), expected, "every recipient reached");
-        assert!(per.values().all(|c| *c == 1), "nobody received a message twice");
+        assert!(
+            per.values().all(|c| *c == 1),
+            "nobody received a message twice"
+        );
         let achieved = stats.achieved_rate().unwrap();
-        println!("number {}: {} sent, achieved {achieved:.1}/s of {rate}/s", number.phone_number_id, stats.accepted);
-        assert!((achieved - rate).abs() <= rate * 0.05, "achieved {achieved:.1}/s, allowed {rate}/s");
+        println!(
+            "number {}: {} sent, achieved {achieved:.1}/s of {rate}/s",
+            number.phone_number_id, stats.accepted
+        );
+        assert!(
+            (achieved - rate).abs() <= rate * 0.05,
+            "achieved {achieved:.1}/s, allowed {rate}/s"
+        );
     }
 }
 
@@ -199,16 +251,30 @@ async fn fifty_messages_to_one_recipient_never_trip_the_pair_limit() {
     run.queue(&fifty).await;
     run.start_worker(2);
     run.start_worker(2);
-    // 45 at once, then one every 6 s: about 30 s.
+    // 44 at once, then one every 6 s: about 36 s.
     run.wait_all_settled(50, Duration::from_secs(60)).await;
     let stats = run.p.sim.state().stats(&number.phone_number_id).unwrap();
     assert_eq!(stats.accepted, 50);
-    assert_eq!(stats.errors.get(&131056).copied().unwrap_or(0), 0, "{:?}", stats.errors);
-    assert_eq!(run.p.count("SELECT count(*) FROM messages WHERE status = 'failed'").await, 0);
+    assert_eq!(
+        stats.errors.get(&131056).copied().unwrap_or(0),
+        0,
+        "{:?}",
+        stats.errors
+    );
+    assert_eq!(
+        run.p
+            .count("SELECT count(*) FROM messages WHERE status = 'failed'")
+            .await,
+        0
+    );
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -218,7 +284,16 @@ async fn redis_stopped_mid_run_loses_nothing_and_keeps_the_limits() {
     let dir = std::env::temp_dir().join(format!("wharf-redis-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(&dir)
         .stdout(Stdio::null())
@@ -233,17 +308,33 @@ async fn redis_stopped_mid_run_loses_nothing_and_keeps_the_limits() {
     run.start_worker(2);
     run.start_worker(2);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let sent_before = run.p.count("SELECT count(*) FROM messages WHERE wamid IS NOT NULL").await;
-    assert!(sent_before > 100 && sent_before < 800, "mid-run when Redis stops: {sent_before}");
+    let sent_before = run
+        .p
+        .count("SELECT count(*) FROM messages WHERE wamid IS NOT NULL")
+        .await;
+    assert!(
+        sent_before > 100 && sent_before < 800,
+        "mid-run when Redis stops: {sent_before}"
+    );
     redis.kill().unwrap();
     redis.wait().unwrap();
     run.wait_all_settled(800, Duration::from_secs(60)).await;
     let stats = run.p.sim.state().stats(&number.phone_number_id).unwrap();
-    assert_eq!(stats.errors.get(&130429).copied().unwrap_or(0), 0, "each worker kept to its share: {:?}", stats.errors);
+    assert_eq!(
+        stats.errors.get(&130429).copied().unwrap_or(0),
+        0,
+        "each worker kept to its share: {:?}",
+        stats.errors
+    );
     let per = run.received_per_recipient(&number);
     assert_eq!(per.len(), 800);
     assert!(per.values().all(|c| *c == 1));
-    assert_eq!(run.p.count("SELECT count(*) FROM messages WHERE status = 'failed'").await, 0);
+    assert_eq!(
+        run.p
+            .count("SELECT count(*) FROM messages WHERE status = 'failed'")
+            .await,
+        0
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -252,7 +343,11 @@ async fn a_worker_killed_mid_burst_sends_nothing_twice_and_loses_nothing() {
     let _heavy = HEAVY.lock().await;
     let mut run = Run::new().await;
     let number = run.number().await;
-    run.p.sim.state().set_throughput(&number.phone_number_id, None, Some(200.0), None).unwrap();
+    run.p
+        .sim
+        .state()
+        .set_throughput(&number.phone_number_id, None, Some(200.0), None)
+        .unwrap();
     sqlx::query("UPDATE whatsapp_accounts SET messages_per_second = 200 WHERE id = $1")
         .bind(number.account_id)
         .execute(&run.p.app.db.pool)
@@ -264,12 +359,20 @@ async fn a_worker_killed_mid_burst_sends_nothing_twice_and_loses_nothing() {
     run.start_worker(2);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let victim = &mut run.workers[0];
-    Command::new("kill").args(["-9", &victim.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &victim.id().to_string()])
+        .status()
+        .unwrap();
     victim.wait().unwrap();
     run.wait_all_settled(1000, Duration::from_secs(60)).await;
     let per = run.received_per_recipient(&number);
     assert_eq!(per.len(), 1000, "no recipient lost");
     let twice: Vec<_> = per.iter().filter(|(_, c)| **c > 1).collect();
     assert!(twice.is_empty(), "sent twice: {twice:?}");
-    assert_eq!(run.p.count("SELECT count(*) FROM messages WHERE wamid IS NULL").await, 0);
+    assert_eq!(
+        run.p
+            .count("SELECT count(*) FROM messages WHERE wamid IS NULL")
+            .await,
+        0
+    );
 }

@@ -13,7 +13,11 @@ use wharf_tests::{TestDb, PASSWORD};
 const API_BIN: &str = env!("CARGO_BIN_EXE_wharf-test-api");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Running {
@@ -37,13 +41,20 @@ impl Running {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start api binary");
-        Self { child, base: format!("http://127.0.0.1:{port}") }
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
     }
 
     async fn wait_ready(&self) {
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{}/api/v1/health", self.base)).send().await {
+            if let Ok(r) = client
+                .get(format!("{}/api/v1/health", self.base))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return;
                 }
@@ -57,13 +68,20 @@ impl Running {
     fn stop(mut self) -> String {
         unsafe_free_kill(&mut self.child);
         let out = self.child.wait_with_output().unwrap();
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     }
 }
 
 fn unsafe_free_kill(child: &mut Child) {
     // SIGTERM through the kill command: graceful shutdown path, no libc needed.
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     for _ in 0..100 {
         if child.try_wait().ok().flatten().is_some() {
             return;
@@ -73,7 +91,13 @@ fn unsafe_free_kill(child: &mut Child) {
     let _ = child.kill();
 }
 
-async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, token: Option<&str>, body: Option<serde_json::Value>) -> serde_json::Value {
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
     let mut req = client.request(method, url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -81,7 +105,12 @@ async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, to
     if let Some(b) = body {
         req = req.json(&b);
     }
-    req.send().await.unwrap().json().await.unwrap_or(serde_json::Value::Null)
+    req.send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(serde_json::Value::Null)
 }
 
 #[tokio::test]
@@ -105,48 +134,153 @@ async fn logs_never_contain_passwords_tokens_or_keys() {
     let access = reg["data"]["accessToken"].as_str().unwrap().to_string();
     let refresh = reg["data"]["refreshToken"].as_str().unwrap().to_string();
     let wrong = "Wrong-password-777";
-    call(&c, reqwest::Method::POST, format!("{b}/api/v1/auth/login"), None,
-        Some(json!({"email": "l@leak.example.com", "password": wrong}))).await;
-    let rotated = call(&c, reqwest::Method::POST, format!("{b}/api/v1/auth/refresh"), None, Some(json!({"refreshToken": refresh}))).await;
-    let refresh2 = rotated["data"]["refreshToken"].as_str().unwrap().to_string();
+    call(
+        &c,
+        reqwest::Method::POST,
+        format!("{b}/api/v1/auth/login"),
+        None,
+        Some(json!({"email": "l@leak.example.com", "password": wrong})),
+    )
+    .await;
+    let rotated = call(
+        &c,
+        reqwest::Method::POST,
+        format!("{b}/api/v1/auth/refresh"),
+        None,
+        Some(json!({"refreshToken": refresh})),
+    )
+    .await;
+    let refresh2 = rotated["data"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Replay: logged as a warning, without the token.
-    call(&c, reqwest::Method::POST, format!("{b}/api/v1/auth/refresh"), None, Some(json!({"refreshToken": refresh}))).await;
-    let key = call(&c, reqwest::Method::POST, format!("{b}/api/v1/api-keys"), Some(&access),
-        Some(json!({"name": "k", "scopes": ["admin"]}))).await["data"]["key"].as_str().unwrap().to_string();
-    call(&c, reqwest::Method::GET, format!("{b}/api/v1/users"), Some(&key), None).await;
-    call(&c, reqwest::Method::GET, format!("{b}/api/v1/users"), Some("cm_invalid_key_value_123"), None).await;
+    call(
+        &c,
+        reqwest::Method::POST,
+        format!("{b}/api/v1/auth/refresh"),
+        None,
+        Some(json!({"refreshToken": refresh})),
+    )
+    .await;
+    let key = call(
+        &c,
+        reqwest::Method::POST,
+        format!("{b}/api/v1/api-keys"),
+        Some(&access),
+        Some(json!({"name": "k", "scopes": ["admin"]})),
+    )
+    .await["data"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &c,
+        reqwest::Method::GET,
+        format!("{b}/api/v1/users"),
+        Some(&key),
+        None,
+    )
+    .await;
+    call(
+        &c,
+        reqwest::Method::GET,
+        format!("{b}/api/v1/users"),
+        Some("cm_invalid_key_value_123"),
+        None,
+    )
+    .await;
     let new_password = "Changed-pass-4242";
-    call(&c, reqwest::Method::POST, format!("{b}/api/v1/profile/change-password"), Some(&access),
-        Some(json!({"currentPassword": PASSWORD, "newPassword": new_password}))).await;
-    let root = call(&c, reqwest::Method::POST, format!("{b}/api/v1/auth/login"), None,
-        Some(json!({"email": "root@example.com", "password": root_password}))).await;
-    assert!(root["data"]["accessToken"].is_string(), "super admin from the environment can log in: {root}");
+    call(
+        &c,
+        reqwest::Method::POST,
+        format!("{b}/api/v1/profile/change-password"),
+        Some(&access),
+        Some(json!({"currentPassword": PASSWORD, "newPassword": new_password})),
+    )
+    .await;
+    let root = call(
+        &c,
+        reqwest::Method::POST,
+        format!("{b}/api/v1/auth/login"),
+        None,
+        Some(json!({"email": "root@example.com", "password": root_password})),
+    )
+    .await;
+    assert!(
+        root["data"]["accessToken"].is_string(),
+        "super admin from the environment can log in: {root}"
+    );
 
     let logs = api.stop();
-    assert!(logs.contains("\"level\""), "logs are JSON lines: {}", &logs[..logs.len().min(500)]);
-    assert!(logs.contains("organization registered"), "the flow was logged");
-    for secret in [PASSWORD, wrong, new_password, root_password, jwt_secret, &access, &refresh, &refresh2, &key, "cm_invalid_key_value_123"] {
-        assert!(!logs.contains(secret), "a secret appeared in the logs: {secret}");
+    assert!(
+        logs.contains("\"level\""),
+        "logs are JSON lines: {}",
+        &logs[..logs.len().min(500)]
+    );
+    assert!(
+        logs.contains("organization registered"),
+        "the flow was logged"
+    );
+    for secret in [
+        PASSWORD,
+        wrong,
+        new_password,
+        root_password,
+        jwt_secret,
+        &access,
+        &refresh,
+        &refresh2,
+        &key,
+        "cm_invalid_key_value_123",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret appeared in the logs: {secret}"
+        );
     }
 }
 
 #[tokio::test]
 async fn env_super_admin_is_created_once_and_never_overwritten() {
     let db = TestDb::new().await;
-    let first = Running::start(&db, &[("SUPER_ADMIN_EMAIL", "boss@example.com"), ("SUPER_ADMIN_PASSWORD", "First-pass-111")]);
+    let first = Running::start(
+        &db,
+        &[
+            ("SUPER_ADMIN_EMAIL", "boss@example.com"),
+            ("SUPER_ADMIN_PASSWORD", "First-pass-111"),
+        ],
+    );
     first.wait_ready().await;
     first.stop();
-    let second = Running::start(&db, &[("SUPER_ADMIN_EMAIL", "boss@example.com"), ("SUPER_ADMIN_PASSWORD", "Second-pass-222")]);
+    let second = Running::start(
+        &db,
+        &[
+            ("SUPER_ADMIN_EMAIL", "boss@example.com"),
+            ("SUPER_ADMIN_PASSWORD", "Second-pass-222"),
+        ],
+    );
     second.wait_ready().await;
     let c = reqwest::Client::new();
-    let ok = c.post(format!("{}/api/v1/auth/login", second.base))
-        .json(&json!({"email": "boss@example.com", "password": "First-pass-111"})).send().await.unwrap();
+    let ok = c
+        .post(format!("{}/api/v1/auth/login", second.base))
+        .json(&json!({"email": "boss@example.com", "password": "First-pass-111"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
-    let overwritten = c.post(format!("{}/api/v1/auth/login", second.base))
-        .json(&json!({"email": "boss@example.com", "password": "Second-pass-222"})).send().await.unwrap();
+    let overwritten = c
+        .post(format!("{}/api/v1/auth/login", second.base))
+        .json(&json!({"email": "boss@example.com", "password": "Second-pass-222"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(overwritten.status(), 401);
     second.stop();
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'SUPER_ADMIN'").fetch_one(&db.pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'SUPER_ADMIN'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(count, 1);
 }
 
@@ -163,11 +297,20 @@ async fn create_super_admin_reads_the_password_from_stdin() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     let out = run("ops@example.com", "Ops-password-9");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("created super admin ops@example.com"));
     let again = run("ops@example.com", "Other-password-9");
     assert!(again.status.success());
@@ -175,12 +318,17 @@ async fn create_super_admin_reads_the_password_from_stdin() {
     let weak = run("weak@example.com", "weak");
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 8 characters"));
-    let combined = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let combined = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!combined.contains("Ops-password-9"));
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'ops@example.com'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'ops@example.com'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert!(hash.starts_with("$argon2id$"));
 }
 
@@ -189,20 +337,35 @@ fn production_mode_refuses_to_start_without_its_secrets() {
     let out = Command::new(API_BIN)
         .env_clear()
         .env("WHARF_ENV", "production")
-        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/never_created")
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/never_created",
+        )
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("JWT_SECRET must be set when WHARF_ENV=production"), "{stderr}");
+    assert!(
+        stderr.contains("JWT_SECRET must be set when WHARF_ENV=production"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
 async fn migrate_creates_the_database_and_applies_migrations() {
     let name = format!("wharf_migrate_{}", uuid::Uuid::new_v4().simple());
     let url = wharf_shared::testing::url_for(&name);
-    let out = Command::new(API_BIN).arg("migrate").env("DATABASE_URL", &url).env("REDIS_URL", "none").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(API_BIN)
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .env("REDIS_URL", "none")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let tables: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('organizations', 'users', 'api_keys', 'refresh_tokens')",
@@ -212,8 +375,13 @@ async fn migrate_creates_the_database_and_applies_migrations() {
     .unwrap();
     assert_eq!(tables, 4);
     pool.close().await;
-    let mut admin = sqlx::PgPool::connect(&wharf_shared::testing::server_url()).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut *admin.acquire().await.unwrap()).await.unwrap();
+    let mut admin = sqlx::PgPool::connect(&wharf_shared::testing::server_url())
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut *admin.acquire().await.unwrap())
+        .await
+        .unwrap();
     admin.close().await;
     let _ = &mut admin;
 }

@@ -24,7 +24,11 @@ pub fn generate() -> NewKey {
     let full = format!("{KEY_PREFIX}{}", crypto::random_token(30));
     let display_prefix = full.chars().take(10).collect();
     let hash = crypto::hash_token(&full);
-    NewKey { full, display_prefix, hash }
+    NewKey {
+        full,
+        display_prefix,
+        hash,
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -57,7 +61,10 @@ pub async fn authenticate(state: &AppState, key: &str) -> ApiResult<KeyPrincipal
     ensure_org_active(Some(&row.org_status))?;
     // Record use at most once a minute per key: a write per request would turn every read
     // into a write under load.
-    if row.last_used_at.is_none_or(|t| Utc::now() - t > chrono::Duration::seconds(60)) {
+    if row
+        .last_used_at
+        .is_none_or(|t| Utc::now() - t > chrono::Duration::seconds(60))
+    {
         let db = state.db.clone();
         let id = row.id;
         tokio::spawn(async move {
@@ -70,5 +77,9 @@ pub async fn authenticate(state: &AppState, key: &str) -> ApiResult<KeyPrincipal
             }
         });
     }
-    Ok(KeyPrincipal { id: row.id, org_id: row.org_id, scopes: row.scopes })
+    Ok(KeyPrincipal {
+        id: row.id,
+        org_id: row.org_id,
+        scopes: row.scopes,
+    })
 }

@@ -103,7 +103,9 @@ impl Auth {
         match &self.0 {
             Principal::User(u) => {
                 if !u.role.at_least(role) {
-                    return Err(ApiError::Forbidden(format!("This action requires the {role} role")));
+                    return Err(ApiError::Forbidden(format!(
+                        "This action requires the {role} role"
+                    )));
                 }
                 u.org_id.ok_or_else(|| {
                     ApiError::Forbidden(
@@ -115,7 +117,9 @@ impl Auth {
                 if k.scopes.iter().any(|s| s == scope || s == scopes::ADMIN) {
                     Ok(k.org_id)
                 } else {
-                    Err(ApiError::Forbidden(format!("This API key lacks the {scope} scope")))
+                    Err(ApiError::Forbidden(format!(
+                        "This API key lacks the {scope} scope"
+                    )))
                 }
             }
         }
@@ -125,16 +129,18 @@ impl Auth {
     pub fn user(&self) -> ApiResult<&UserPrincipal> {
         match &self.0 {
             Principal::User(u) => Ok(u),
-            Principal::ApiKey(_) => {
-                Err(ApiError::Forbidden("This endpoint requires a user session, not an API key".into()))
-            }
+            Principal::ApiKey(_) => Err(ApiError::Forbidden(
+                "This endpoint requires a user session, not an API key".into(),
+            )),
         }
     }
 
     pub fn require_super_admin(&self) -> ApiResult<&UserPrincipal> {
         match &self.0 {
             Principal::User(u) if u.role == Role::SuperAdmin => Ok(u),
-            _ => Err(ApiError::Forbidden("This action requires the SUPER_ADMIN role".into())),
+            _ => Err(ApiError::Forbidden(
+                "This action requires the SUPER_ADMIN role".into(),
+            )),
         }
     }
 
@@ -150,7 +156,9 @@ fn credential(parts: &Parts) -> Option<String> {
     if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?.trim();
         let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
     }
     parts
         .headers
@@ -176,7 +184,9 @@ impl FromRequestParts<AppState> for Auth {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?;
         if token.starts_with(api_keys::KEY_PREFIX) {
-            return api_keys::authenticate(state, &token).await.map(|k| Auth(Principal::ApiKey(k)));
+            return api_keys::authenticate(state, &token)
+                .await
+                .map(|k| Auth(Principal::ApiKey(k)));
         }
         let claims = state
             .jwt
@@ -195,7 +205,11 @@ impl FromRequestParts<AppState> for Auth {
             return Err(ApiError::Unauthorized("This user is deactivated".into()));
         }
         ensure_org_active(row.org_status.as_deref())?;
-        Ok(Auth(Principal::User(UserPrincipal { id: row.id, org_id: row.org_id, role: row.role })))
+        Ok(Auth(Principal::User(UserPrincipal {
+            id: row.id,
+            org_id: row.org_id,
+            role: row.role,
+        })))
     }
 }
 
@@ -203,7 +217,9 @@ impl FromRequestParts<AppState> for Auth {
 pub fn ensure_org_active(status: Option<&str>) -> ApiResult<()> {
     match status {
         None | Some("ACTIVE") => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized("This organization is suspended".into())),
+        Some(_) => Err(ApiError::Unauthorized(
+            "This organization is suspended".into(),
+        )),
     }
 }
 

@@ -30,7 +30,11 @@ pub struct TokenPair {
 }
 
 /// Issues a new session (new refresh-token family) for a user.
-pub async fn issue(state: &AppState, conn: &mut PgConnection, user_id: Uuid) -> ApiResult<TokenPair> {
+pub async fn issue(
+    state: &AppState,
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> ApiResult<TokenPair> {
     issue_in_family(state, conn, user_id, Uuid::new_v4()).await
 }
 
@@ -42,7 +46,8 @@ async fn issue_in_family(
 ) -> ApiResult<TokenPair> {
     let refresh = format!("{REFRESH_PREFIX}{}", crypto::random_token(32));
     let expires_at = Utc::now()
-        + ChronoDuration::from_std(state.config.refresh_token_ttl).unwrap_or(ChronoDuration::days(30));
+        + ChronoDuration::from_std(state.config.refresh_token_ttl)
+            .unwrap_or(ChronoDuration::days(30));
     sqlx::query(
         "INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)",
     )
@@ -118,9 +123,11 @@ pub async fn rotate(state: &AppState, refresh_token: &str) -> ApiResult<(Uuid, T
 
 /// Ends every session of a user (password change, deletion, deactivation).
 pub async fn revoke_all(db: impl sqlx::PgExecutor<'_>, user_id: Uuid) -> ApiResult<()> {
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .execute(db)
+    .await?;
     Ok(())
 }

@@ -68,8 +68,14 @@ impl Validate for JobsQuery {
         if self.page == Some(0) {
             v.add("page", "must be 1 or more");
         }
-        if self.limit.is_some_and(|l| l == 0 || l > admin::MAX_PAGE_SIZE) {
-            v.add("limit", format!("must be between 1 and {}", admin::MAX_PAGE_SIZE));
+        if self
+            .limit
+            .is_some_and(|l| l == 0 || l > admin::MAX_PAGE_SIZE)
+        {
+            v.add(
+                "limit",
+                format!("must be between 1 and {}", admin::MAX_PAGE_SIZE),
+            );
         }
     }
 }
@@ -77,10 +83,26 @@ impl Validate for JobsQuery {
 /// List jobs (filters: state, kind, lane, org; pagination), newest first.
 #[utoipa::path(get, path = "/admin/jobs", tag = "jobs", params(JobsQuery),
     responses((status = 200, description = "`{data: [job], pagination}`"), (status = 403), (status = 422)))]
-async fn list_jobs(State(state): State<AppState>, auth: Auth, ValidQuery(q): ValidQuery<JobsQuery>) -> ApiResult<Json<Value>> {
+async fn list_jobs(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidQuery(q): ValidQuery<JobsQuery>,
+) -> ApiResult<Json<Value>> {
     let org = scope(&auth)?;
-    let filter = JobFilter { state: q.state, kind: q.kind, lane: q.lane, org_id: q.org_id };
-    let page = admin::list_jobs(&state.db, org, &filter, q.page.unwrap_or(1), q.limit.unwrap_or(50)).await?;
+    let filter = JobFilter {
+        state: q.state,
+        kind: q.kind,
+        lane: q.lane,
+        org_id: q.org_id,
+    };
+    let page = admin::list_jobs(
+        &state.db,
+        org,
+        &filter,
+        q.page.unwrap_or(1),
+        q.limit.unwrap_or(50),
+    )
+    .await?;
     let pages = (page.total + i64::from(page.limit) - 1) / i64::from(page.limit);
     Ok(Json(json!({
         "data": page.jobs,
@@ -95,21 +117,36 @@ fn parse_job_id(raw: &str) -> ApiResult<i64> {
 /// One job: payload, attempts with their errors and times, lease.
 #[utoipa::path(get, path = "/admin/jobs/{id}", tag = "jobs",
     responses((status = 200, description = "`{data: job}`"), (status = 404)))]
-async fn get_job(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let org = scope(&auth)?;
-    let job = admin::get_job(&state.db, org, parse_job_id(&id)?).await?.ok_or_else(|| ApiError::not_found("Job"))?;
+    let job = admin::get_job(&state.db, org, parse_job_id(&id)?)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Job"))?;
     Ok(Json(json!({ "data": job })))
 }
 
 /// Retry a dead, cancelled or failed job now (its error history is kept).
 #[utoipa::path(post, path = "/admin/jobs/{id}/retry", tag = "jobs",
     responses((status = 200, description = "`{data: job}`"), (status = 404), (status = 409)))]
-async fn retry_job(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn retry_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let org = scope(&auth)?;
     let id = parse_job_id(&id)?;
-    let existing = admin::get_job(&state.db, org, id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
+    let existing = admin::get_job(&state.db, org, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Job"))?;
     if !admin::retry_job(&state.db, org, id).await? {
-        return Err(ApiError::Conflict(format!("A {} job cannot be retried", existing.summary.state)));
+        return Err(ApiError::Conflict(format!(
+            "A {} job cannot be retried",
+            existing.summary.state
+        )));
     }
     let job = admin::get_job(&state.db, org, id).await?;
     Ok(Json(json!({ "data": job })))
@@ -118,12 +155,21 @@ async fn retry_job(State(state): State<AppState>, auth: Auth, Path(id): Path<Str
 /// Cancel a pending or scheduled job; a running one is told to stop.
 #[utoipa::path(post, path = "/admin/jobs/{id}/cancel", tag = "jobs",
     responses((status = 200, description = "`{data: job}`"), (status = 404), (status = 409)))]
-async fn cancel_job(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn cancel_job(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let org = scope(&auth)?;
     let id = parse_job_id(&id)?;
-    let existing = admin::get_job(&state.db, org, id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
+    let existing = admin::get_job(&state.db, org, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Job"))?;
     if !admin::cancel_job(&state.db, org, id).await? {
-        return Err(ApiError::Conflict(format!("A {} job cannot be cancelled", existing.summary.state)));
+        return Err(ApiError::Conflict(format!(
+            "A {} job cannot be cancelled",
+            existing.summary.state
+        )));
     }
     let job = admin::get_job(&state.db, org, id).await?;
     Ok(Json(json!({ "data": job })))
@@ -152,7 +198,9 @@ impl Validate for BulkJobsRequest {
         match (&self.ids, &self.filter) {
             (None, None) => v.add_kind("ids", "give ids or a filter", "missing"),
             (Some(_), Some(_)) => v.add("ids", "give ids or a filter, not both"),
-            (Some(ids), None) if ids.is_empty() || ids.len() > 10_000 => v.add("ids", "must hold 1 to 10000 ids"),
+            (Some(ids), None) if ids.is_empty() || ids.len() > 10_000 => {
+                v.add("ids", "must hold 1 to 10000 ids")
+            }
             _ => {}
         }
     }
@@ -161,7 +209,11 @@ impl Validate for BulkJobsRequest {
 /// Retry or cancel many jobs, by ids or by filter.
 #[utoipa::path(post, path = "/admin/jobs/bulk", tag = "jobs", request_body = BulkJobsRequest,
     responses((status = 200, description = "`{data: {affected}}`"), (status = 403), (status = 422)))]
-async fn bulk_jobs(State(state): State<AppState>, auth: Auth, ValidJson(body): ValidJson<BulkJobsRequest>) -> ApiResult<Json<Value>> {
+async fn bulk_jobs(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidJson(body): ValidJson<BulkJobsRequest>,
+) -> ApiResult<Json<Value>> {
     let org = scope(&auth)?;
     let selection = match (body.ids, body.filter) {
         (Some(ids), _) => JobSelection::Ids(ids),
@@ -179,7 +231,9 @@ async fn bulk_jobs(State(state): State<AppState>, auth: Auth, ValidJson(body): V
 #[utoipa::path(get, path = "/admin/queues", tag = "jobs", responses((status = 200, description = "`{data: [lane]}`")))]
 async fn queues(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
     let org = scope(&auth)?;
-    Ok(Json(json!({ "data": admin::queue_stats(&state.db, org).await? })))
+    Ok(Json(
+        json!({ "data": admin::queue_stats(&state.db, org).await? }),
+    ))
 }
 
 fn parse_lane(raw: &str) -> ApiResult<Lane> {
@@ -188,7 +242,11 @@ fn parse_lane(raw: &str) -> ApiResult<Lane> {
 
 /// Pause a lane on every worker (super admin): no worker takes its jobs until resumed.
 #[utoipa::path(post, path = "/admin/queues/{lane}/pause", tag = "jobs", responses((status = 200), (status = 403), (status = 404)))]
-async fn pause_lane(State(state): State<AppState>, auth: Auth, Path(lane): Path<String>) -> ApiResult<Json<Value>> {
+async fn pause_lane(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(lane): Path<String>,
+) -> ApiResult<Json<Value>> {
     auth.require_super_admin()?;
     let lane = parse_lane(&lane)?;
     admin::pause_lane(&state.db, lane).await?;
@@ -198,7 +256,11 @@ async fn pause_lane(State(state): State<AppState>, auth: Auth, Path(lane): Path<
 
 /// Resume a paused lane (super admin).
 #[utoipa::path(post, path = "/admin/queues/{lane}/resume", tag = "jobs", responses((status = 200), (status = 403), (status = 404)))]
-async fn resume_lane(State(state): State<AppState>, auth: Auth, Path(lane): Path<String>) -> ApiResult<Json<Value>> {
+async fn resume_lane(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(lane): Path<String>,
+) -> ApiResult<Json<Value>> {
     auth.require_super_admin()?;
     let lane = parse_lane(&lane)?;
     admin::resume_lane(&state.db, lane).await?;

@@ -71,11 +71,13 @@ const ORG_COLUMNS: &str =
     "o.id, o.name, o.slug, o.plan, o.status, o.onboarding_completed, o.suspended_at, o.created_at, o.updated_at";
 
 pub async fn fetch_org(db: impl PgExecutor<'_>, id: Uuid) -> ApiResult<OrgOut> {
-    sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM organizations o WHERE o.id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Organization"))
+    sqlx::query_as(&format!(
+        "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("Organization"))
 }
 
 /// Inserts an organization. With `explicit_slug` a taken slug is a 409; a slug derived from the
@@ -104,16 +106,22 @@ pub async fn insert_org_with_unique_slug(
         .await;
         match inserted {
             Ok(id) => {
-                sqlx::query("RELEASE SAVEPOINT org_slug").execute(&mut *tx).await?;
+                sqlx::query("RELEASE SAVEPOINT org_slug")
+                    .execute(&mut *tx)
+                    .await?;
                 return Ok(id);
             }
             Err(e) if wharf_shared::db::is_unique_violation(&e, "organizations_slug_key") => {
-                sqlx::query("ROLLBACK TO SAVEPOINT org_slug").execute(&mut *tx).await?;
+                sqlx::query("ROLLBACK TO SAVEPOINT org_slug")
+                    .execute(&mut *tx)
+                    .await?;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict("Could not find a free slug for this organization".into()))
+    Err(ApiError::Conflict(
+        "Could not find a free slug for this organization".into(),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -143,7 +151,10 @@ const SORTABLE: [(&str, &str); 6] = [
 
 impl ListOrgsQuery {
     fn paging(&self) -> PageParams {
-        PageParams { page: self.page, limit: self.limit }
+        PageParams {
+            page: self.page,
+            limit: self.limit,
+        }
     }
 
     fn order_by(&self) -> String {
@@ -152,7 +163,11 @@ impl ListOrgsQuery {
             .find(|(k, _)| Some(*k) == self.sort_by.as_deref())
             .map(|(_, c)| *c)
             .unwrap_or("o.created_at");
-        let dir = if self.sort_order.as_deref() == Some("asc") { "ASC" } else { "DESC" };
+        let dir = if self.sort_order.as_deref() == Some("asc") {
+            "ASC"
+        } else {
+            "DESC"
+        };
         format!("{column} {dir}, o.id {dir}")
     }
 }
@@ -163,7 +178,11 @@ impl Validate for ListOrgsQuery {
         if let Some(s) = &self.sort_by {
             if !SORTABLE.iter().any(|(k, _)| k == s) {
                 let allowed: Vec<&str> = SORTABLE.iter().map(|(k, _)| *k).collect();
-                v.add_kind("sortBy", format!("must be one of {}", allowed.join(", ")), "enum");
+                v.add_kind(
+                    "sortBy",
+                    format!("must be one of {}", allowed.join(", ")),
+                    "enum",
+                );
             }
         }
         if let Some(o) = &self.sort_order {
@@ -213,12 +232,14 @@ async fn list_orgs(
     .bind(paging.offset())
     .fetch_all(&state.db)
     .await?;
-    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM organizations o WHERE {ORG_FILTER}"))
-        .bind(&search)
-        .bind(q.plan)
-        .bind(q.status)
-        .fetch_one(&state.db)
-        .await?;
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM organizations o WHERE {ORG_FILTER}"
+    ))
+    .bind(&search)
+    .bind(q.plan)
+    .bind(q.status)
+    .fetch_one(&state.db)
+    .await?;
     Ok(Page::new(rows, &paging, total))
 }
 
@@ -267,14 +288,18 @@ async fn create_org(
         None => None,
     };
     let mut tx = state.db.begin().await?;
-    let org_id: Uuid =
-        sqlx::query_scalar("INSERT INTO organizations (name, slug, plan) VALUES ($1, $2, $3) RETURNING id")
-            .bind(body.name.trim())
-            .bind(&body.slug)
-            .bind(body.plan.unwrap_or(Plan::Free))
-            .fetch_one(&mut *tx)
-            .await
-            .on_conflict("organizations_slug_key", "An organization with this slug already exists")?;
+    let org_id: Uuid = sqlx::query_scalar(
+        "INSERT INTO organizations (name, slug, plan) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(body.name.trim())
+    .bind(&body.slug)
+    .bind(body.plan.unwrap_or(Plan::Free))
+    .fetch_one(&mut *tx)
+    .await
+    .on_conflict(
+        "organizations_slug_key",
+        "An organization with this slug already exists",
+    )?;
     let admin_id: Uuid = sqlx::query_scalar(
         "INSERT INTO users (org_id, email, name, role, password_hash) VALUES ($1, $2, $3, 'ADMIN', $4) RETURNING id",
     )
@@ -288,7 +313,13 @@ async fn create_org(
     let organization = fetch_org(&mut *tx, org_id).await?;
     let admin = super::users::fetch_user(&mut *tx, admin_id, Some(org_id)).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Data::new(CreatedOrgOut { organization, admin })))
+    Ok((
+        StatusCode::CREATED,
+        Data::new(CreatedOrgOut {
+            organization,
+            admin,
+        }),
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -304,7 +335,11 @@ pub struct OrgDetail {
 /// Get organization detail (super admin only).
 #[utoipa::path(get, path = "/admin/organizations/{id}", tag = "admin",
     responses((status = 200, body = Data<OrgDetail>), (status = 403), (status = 404)))]
-async fn get_org(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Data<OrgDetail>>> {
+async fn get_org(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Data<OrgDetail>>> {
     auth.require_super_admin()?;
     let id = parse_id(&id, "Organization")?;
     Ok(Data::new(org_detail(&state, id).await?))
@@ -320,7 +355,12 @@ async fn org_detail(state: &AppState, id: Uuid) -> ApiResult<OrgDetail> {
     .bind(id)
     .fetch_one(&state.db)
     .await?;
-    Ok(OrgDetail { org, user_count, admin_count, api_key_count })
+    Ok(OrgDetail {
+        org,
+        user_count,
+        admin_count,
+        api_key_count,
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -366,7 +406,10 @@ async fn update_org(
     .bind(body.status)
     .execute(&state.db)
     .await
-    .on_conflict("organizations_slug_key", "An organization with this slug already exists")?;
+    .on_conflict(
+        "organizations_slug_key",
+        "An organization with this slug already exists",
+    )?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::not_found("Organization"));
     }
@@ -402,16 +445,25 @@ pub enum SelectionMode {
 impl<F> Selection<F> {
     pub fn check(&self, v: &mut Violations) {
         match self.mode {
-            SelectionMode::Ids if self.ids.is_empty() => v.add("selection.ids", "at least one id is required"),
-            SelectionMode::Ids if self.ids.len() > 1000 => v.add("selection.ids", "at most 1000 ids per request"),
-            SelectionMode::Filter if self.filter.is_none() => v.add("selection.filter", "a filter is required"),
+            SelectionMode::Ids if self.ids.is_empty() => {
+                v.add("selection.ids", "at least one id is required")
+            }
+            SelectionMode::Ids if self.ids.len() > 1000 => {
+                v.add("selection.ids", "at most 1000 ids per request")
+            }
+            SelectionMode::Filter if self.filter.is_none() => {
+                v.add("selection.filter", "a filter is required")
+            }
             _ => {}
         }
     }
 
     /// The ids, ignoring ones that are not UUIDs (they match no row).
     pub fn uuids(&self) -> Vec<Uuid> {
-        self.ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect()
+        self.ids
+            .iter()
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .collect()
     }
 }
 
@@ -456,28 +508,41 @@ async fn bulk_orgs(
     let set = "status = $1, suspended_at = CASE WHEN $1 = 'ACTIVE' THEN NULL ELSE COALESCE(suspended_at, now()) END";
     let done = match body.selection.mode {
         SelectionMode::Ids => {
-            sqlx::query(&format!("UPDATE organizations SET {set} WHERE id = ANY($2) AND status <> $1"))
-                .bind(status)
-                .bind(body.selection.uuids())
-                .execute(&state.db)
-                .await?
+            sqlx::query(&format!(
+                "UPDATE organizations SET {set} WHERE id = ANY($2) AND status <> $1"
+            ))
+            .bind(status)
+            .bind(body.selection.uuids())
+            .execute(&state.db)
+            .await?
         }
         SelectionMode::Filter => {
-            let f = body.selection.filter.as_ref().expect("validated: filter mode has a filter");
+            let f = body
+                .selection
+                .filter
+                .as_ref()
+                .expect("validated: filter mode has a filter");
             let search = f.search.as_deref().map(|s| format!("%{}%", s.trim()));
             // Same filter as the list, with parameters shifted by one.
-            let filter = ORG_FILTER.replace("$3", "$4").replace("$2", "$3").replace("$1", "$2");
-            sqlx::query(&format!("UPDATE organizations o SET {set} WHERE {filter} AND o.status <> $1"))
-                .bind(status)
-                .bind(search)
-                .bind(f.plan)
-                .bind(f.status)
-                .execute(&state.db)
-                .await?
+            let filter = ORG_FILTER
+                .replace("$3", "$4")
+                .replace("$2", "$3")
+                .replace("$1", "$2");
+            sqlx::query(&format!(
+                "UPDATE organizations o SET {set} WHERE {filter} AND o.status <> $1"
+            ))
+            .bind(status)
+            .bind(search)
+            .bind(f.plan)
+            .bind(f.status)
+            .execute(&state.db)
+            .await?
         }
     };
     tracing::info!(affected = done.rows_affected(), action = ?body.action, "bulk organization status change");
-    Ok(Data::new(BulkResult { affected: done.rows_affected() }))
+    Ok(Data::new(BulkResult {
+        affected: done.rows_affected(),
+    }))
 }
 
 /// List users of an organization (super admin only).
@@ -493,7 +558,14 @@ async fn org_users(
     let id = parse_id(&id, "Organization")?;
     fetch_org(&state.db, id).await?;
     let (users, total) = list_org_users(&state, id, &q).await?;
-    Ok(Page::new(users, &PageParams { page: q.page, limit: q.limit }, total))
+    Ok(Page::new(
+        users,
+        &PageParams {
+            page: q.page,
+            limit: q.limit,
+        },
+        total,
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]

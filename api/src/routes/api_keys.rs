@@ -48,12 +48,14 @@ const KEY_COLUMNS: &str =
     "id, name, key_prefix, scopes, enabled, expires_at, last_used_at, created_by, created_at, updated_at";
 
 async fn fetch_key(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<ApiKeyOut> {
-    sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 AND org_id = $2"))
-        .bind(id)
-        .bind(org_id)
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key"))
+    sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 AND org_id = $2"
+    ))
+    .bind(id)
+    .bind(org_id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("API key"))
 }
 
 fn check_scopes(v: &mut Violations, field: &str, list: &[String]) {
@@ -62,7 +64,14 @@ fn check_scopes(v: &mut Violations, field: &str, list: &[String]) {
     }
     for s in list {
         if !scopes::ALL.contains(&s.as_str()) {
-            v.add_kind(field, format!("unknown scope {s:?}; expected one of {}", scopes::ALL.join(", ")), "enum");
+            v.add_kind(
+                field,
+                format!(
+                    "unknown scope {s:?}; expected one of {}",
+                    scopes::ALL.join(", ")
+                ),
+                "enum",
+            );
         }
     }
 }
@@ -70,7 +79,10 @@ fn check_scopes(v: &mut Violations, field: &str, list: &[String]) {
 /// List the organization's API keys (admin only).
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys",
     responses((status = 200, body = Data<Vec<ApiKeyOut>>), (status = 403)))]
-async fn list_keys(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Data<Vec<ApiKeyOut>>>> {
+async fn list_keys(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<Vec<ApiKeyOut>>>> {
     let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
     let keys = sqlx::query_as(&format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY created_at DESC, id"
@@ -142,7 +154,13 @@ async fn create_key(
     .await?;
     tracing::info!(api_key_id = %id, org_id = %org_id, "API key created");
     let key = fetch_key(&state, org_id, id).await?;
-    Ok((StatusCode::CREATED, Data::new(CreatedKeyOut { key, full_key: new_key.full })))
+    Ok((
+        StatusCode::CREATED,
+        Data::new(CreatedKeyOut {
+            key,
+            full_key: new_key.full,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -197,7 +215,11 @@ async fn update_key(
 
 /// Delete an API key permanently (admin only). It stops working at once.
 #[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", responses((status = 204), (status = 404)))]
-async fn delete_key(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
     let id = parse_id(&id, "API key")?;
     let deleted = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND org_id = $2")

@@ -53,7 +53,11 @@ async fn session_out(state: &AppState, tokens: TokenPair, user_id: Uuid) -> ApiR
         Some(org_id) => Some(fetch_org(&state.db, org_id).await?),
         None => None,
     };
-    Ok(SessionOut { tokens, user, organization })
+    Ok(SessionOut {
+        tokens,
+        user,
+        organization,
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,9 +89,13 @@ async fn register(
     let email = normalize_email(&body.email);
     let password_hash = hash_password(body.password).await?;
     let mut tx = state.db.begin().await?;
-    let org_id =
-        insert_org_with_unique_slug(&mut tx, body.company_name.trim(), &slugify(&body.company_name), None)
-            .await?;
+    let org_id = insert_org_with_unique_slug(
+        &mut tx,
+        body.company_name.trim(),
+        &slugify(&body.company_name),
+        None,
+    )
+    .await?;
     let user_id: Uuid = sqlx::query_scalar(
         "INSERT INTO users (org_id, email, name, role, password_hash, last_login_at)
          VALUES ($1, $2, $3, 'ADMIN', $4, now()) RETURNING id",
@@ -98,11 +106,17 @@ async fn register(
     .bind(password_hash)
     .fetch_one(&mut *tx)
     .await
-    .on_conflict("users_email_key", "An account with this email already exists")?;
+    .on_conflict(
+        "users_email_key",
+        "An account with this email already exists",
+    )?;
     let tokens = sessions::issue(&state, &mut tx, user_id).await?;
     tx.commit().await?;
     tracing::info!(org_id = %org_id, user_id = %user_id, "organization registered");
-    Ok((StatusCode::CREATED, Data::new(session_out(&state, tokens, user_id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Data::new(session_out(&state, tokens, user_id).await?),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -140,7 +154,9 @@ async fn login(
     let email = normalize_email(&body.email);
     if let Err(wait) = state.login_throttle.check(&email, peer.ip()) {
         tracing::warn!(client = %peer.ip(), "login throttled");
-        return Err(ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) });
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+        });
     }
     let row: Option<LoginRow> = sqlx::query_as(
         "SELECT u.id, u.password_hash, u.is_active, o.status AS org_status
@@ -216,13 +232,23 @@ pub struct ApiKeyIdentity {
 async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Data<MeOut>>> {
     let (user, api_key) = match &auth.0 {
         Principal::User(u) => (Some(fetch_user(&state.db, u.id, None).await?), None),
-        Principal::ApiKey(k) => (None, Some(ApiKeyIdentity { id: k.id, scopes: k.scopes.clone() })),
+        Principal::ApiKey(k) => (
+            None,
+            Some(ApiKeyIdentity {
+                id: k.id,
+                scopes: k.scopes.clone(),
+            }),
+        ),
     };
     let organization = match auth.org_id() {
         Some(org_id) => Some(fetch_org(&state.db, org_id).await?),
         None => None,
     };
-    Ok(Data::new(MeOut { user, api_key, organization }))
+    Ok(Data::new(MeOut {
+        user,
+        api_key,
+        organization,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -251,7 +277,11 @@ async fn set_password(
 }
 
 /// Stores a new password, ends every other session and opens a new one.
-pub async fn replace_password(state: &AppState, user_id: Uuid, password: String) -> ApiResult<SessionOut> {
+pub async fn replace_password(
+    state: &AppState,
+    user_id: Uuid,
+    password: String,
+) -> ApiResult<SessionOut> {
     let hash = hash_password(password).await?;
     let mut tx = state.db.begin().await?;
     sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
@@ -269,7 +299,10 @@ pub async fn replace_password(state: &AppState, user_id: Uuid, password: String)
 /// Mark onboarding as completed for the current organization (admin).
 #[utoipa::path(post, path = "/auth/complete-onboarding", tag = "auth",
     responses((status = 200, body = Data<OrgOut>), (status = 403)))]
-async fn complete_onboarding(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Data<OrgOut>>> {
+async fn complete_onboarding(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<OrgOut>>> {
     let org_id = auth.authorize(Role::Admin, crate::auth::scopes::ADMIN)?;
     sqlx::query("UPDATE organizations SET onboarding_completed = true WHERE id = $1")
         .bind(org_id)

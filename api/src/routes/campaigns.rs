@@ -1947,8 +1947,7 @@ async fn pricing_analytics(
         )
         .await
         .map_err(|e| ApiError::BadGateway(format!("Meta pricing analytics: {e}")))?;
-    let mut agg: BTreeMap<CostKey, (i64, f64)> =
-        BTreeMap::new();
+    let mut agg: BTreeMap<CostKey, (i64, f64)> = BTreeMap::new();
     for block in v["pricing_analytics"]["data"]
         .as_array()
         .into_iter()

@@ -31,15 +31,24 @@ const DOCS_PAGE: &str = r##"<!doctype html>
 pub fn router<S: Clone + Send + Sync + 'static>(spec: OpenApi) -> Router<S> {
     let spec = std::sync::Arc::new(spec);
     Router::new()
-        .route("/api/v1/openapi.json", get(move || {
-            let spec = spec.clone();
-            async move { Json(spec.as_ref().clone()) }
-        }))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { Json(spec.as_ref().clone()) }
+            }),
+        )
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
         .route("/docs/", get(|| async { Html(DOCS_PAGE) }))
         .route(
             "/docs/swagger-ui-bundle.js",
-            get(|| async { ([(header::CONTENT_TYPE, "application/javascript")], SWAGGER_JS).into_response() }),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/javascript")],
+                    SWAGGER_JS,
+                )
+                    .into_response()
+            }),
         )
         .route(
             "/docs/swagger-ui.css",

@@ -82,7 +82,9 @@ impl FailedFilter {
 
     /// Appends ` AND ...` conditions on `m` (messages), `a` (account) and `ct` (contact).
     fn push_where(&self, q: &mut QueryBuilder<'_, Postgres>, org_id: Uuid) {
-        q.push(" WHERE m.org_id = ").push_bind(org_id).push(" AND m.direction = 'OUTBOUND' AND m.discarded_at IS NULL");
+        q.push(" WHERE m.org_id = ")
+            .push_bind(org_id)
+            .push(" AND m.direction = 'OUTBOUND' AND m.discarded_at IS NULL");
         if self.status.as_deref() == Some("PENDING") {
             q.push(" AND m.status = 'queued' AND m.hold_reason IS NOT NULL");
         } else {
@@ -107,14 +109,26 @@ impl FailedFilter {
             q.push(" AND m.template_name = ").push_bind(t.clone());
         }
         if let Some(s) = &self.search {
-            let like = format!("%{}%", s.trim().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-            q.push(" AND (ct.wa_id ILIKE ").push_bind(like.clone()).push(" OR coalesce(ct.name, ct.profile_name, '') ILIKE ").push_bind(like).push(")");
+            let like = format!(
+                "%{}%",
+                s.trim()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            q.push(" AND (ct.wa_id ILIKE ")
+                .push_bind(like.clone())
+                .push(" OR coalesce(ct.name, ct.profile_name, '') ILIKE ")
+                .push_bind(like)
+                .push(")");
         }
         if let Some(f) = self.from {
-            q.push(" AND coalesce(m.failed_at, m.created_at) >= ").push_bind(f);
+            q.push(" AND coalesce(m.failed_at, m.created_at) >= ")
+                .push_bind(f);
         }
         if let Some(t) = self.to {
-            q.push(" AND coalesce(m.failed_at, m.created_at) <= ").push_bind(t);
+            q.push(" AND coalesce(m.failed_at, m.created_at) <= ")
+                .push_bind(t);
         }
     }
 }
@@ -125,7 +139,11 @@ const FROM: &str = " FROM messages m JOIN whatsapp_accounts a ON a.id = m.accoun
 impl Validate for FailedFilter {
     fn validate(&self, v: &mut Violations) {
         self.check(v);
-        PageParams { page: self.page, limit: self.page_size }.check(v);
+        PageParams {
+            page: self.page,
+            limit: self.page_size,
+        }
+        .check(v);
     }
 }
 
@@ -165,7 +183,10 @@ async fn list_failed(
     ValidQuery(q): ValidQuery<FailedFilter>,
 ) -> ApiResult<Json<Page<FailedMessageOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_READ)?;
-    let paging = PageParams { page: q.page, limit: Some(q.page_size.unwrap_or(25).clamp(1, MAX_PAGE_SIZE)) };
+    let paging = PageParams {
+        page: q.page,
+        limit: Some(q.page_size.unwrap_or(25).clamp(1, MAX_PAGE_SIZE)),
+    };
     let mut sql = QueryBuilder::<Postgres>::new(
         "SELECT m.id, m.conversation_id, m.account_id, a.phone_number_id, ct.wa_id AS contact_wa_id,
                 coalesce(ct.name, ct.profile_name) AS contact_name, m.type, m.template_name, m.content, m.status,
@@ -216,7 +237,10 @@ pub struct DayCount {
 /// Failed-message statistics: counts by code and title, by day, retryable vs not (admin).
 #[utoipa::path(get, path = "/messages/failed/stats", tag = "failed-messages",
     responses((status = 200, body = Data<FailedStats>), (status = 403)))]
-async fn failed_stats(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Data<FailedStats>>> {
+async fn failed_stats(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<FailedStats>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_READ)?;
     let base = "FROM messages m WHERE m.org_id = $1 AND m.direction = 'OUTBOUND' AND m.discarded_at IS NULL";
     let (total, retryable, held): (i64, i64, i64) = sqlx::query_as(&format!(
@@ -242,7 +266,14 @@ async fn failed_stats(State(state): State<AppState>, auth: Auth) -> ApiResult<Js
     .bind(org_id)
     .fetch_all(&state.db)
     .await?;
-    Ok(Data::new(FailedStats { total, retryable, permanent: total - retryable, held, by_code, by_day }))
+    Ok(Data::new(FailedStats {
+        total,
+        retryable,
+        permanent: total - retryable,
+        held,
+        by_code,
+        by_day,
+    }))
 }
 
 /// Outcome of resetting one message for a new send.
@@ -255,7 +286,12 @@ pub(crate) enum Requeue {
 
 /// Resets a failed message for a new send and enqueues it: the old wamid and error stay in the
 /// attempt history; the message itself starts over.
-pub(crate) async fn requeue(state: &AppState, org_id: Uuid, id: Uuid, trigger: &str) -> ApiResult<Requeue> {
+pub(crate) async fn requeue(
+    state: &AppState,
+    org_id: Uuid,
+    id: Uuid,
+    trigger: &str,
+) -> ApiResult<Requeue> {
     let mut tx = state.db.begin().await?;
     let row: Option<(Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT m.account_id, m.type, c.last_inbound_at FROM messages m JOIN conversations c ON c.id = m.conversation_id
@@ -266,7 +302,9 @@ pub(crate) async fn requeue(state: &AppState, org_id: Uuid, id: Uuid, trigger: &
     .bind(org_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((account_id, kind, last_inbound)) = row else { return Ok(Requeue::NotFailed) };
+    let Some((account_id, kind, last_inbound)) = row else {
+        return Ok(Requeue::NotFailed);
+    };
     let window_open = last_inbound.is_some_and(|t| t + SERVICE_WINDOW > Utc::now());
     if kind != "template" && !window_open {
         return Ok(Requeue::WindowClosed);
@@ -282,17 +320,20 @@ pub(crate) async fn requeue(state: &AppState, org_id: Uuid, id: Uuid, trigger: &
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    outbound::enqueue_send(&mut tx, org_id, id, account_id, trigger).await.map_err(|e| ApiError::Internal(e.into()))?;
+    outbound::enqueue_send(&mut tx, org_id, id, account_id, trigger)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     tx.commit().await?;
     Ok(Requeue::Queued)
 }
 
 async fn ensure_exists(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<()> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND org_id = $2)")
-        .bind(id)
-        .bind(org_id)
-        .fetch_one(&state.db)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND org_id = $2)")
+            .bind(id)
+            .bind(org_id)
+            .fetch_one(&state.db)
+            .await?;
     if exists {
         Ok(())
     } else {
@@ -303,7 +344,11 @@ async fn ensure_exists(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<()
 /// Retry sending a failed message (admin): a real new send; the old attempt stays in history.
 #[utoipa::path(post, path = "/messages/{id}/retry-send", tag = "failed-messages",
     responses((status = 202, body = Data<MessageOut>), (status = 404), (status = 409), (status = 422)))]
-async fn retry_send(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+async fn retry_send(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_SEND)?;
     let id = parse_id(&id, "Message")?;
     ensure_exists(&state, org_id, id).await?;
@@ -328,19 +373,30 @@ fn actor(auth: &Auth) -> Option<Uuid> {
 /// Discard a failed message for good (admin): it leaves the dashboard and is never retried.
 #[utoipa::path(post, path = "/messages/{id}/discard", tag = "failed-messages",
     responses((status = 200, body = Data<MessageOut>), (status = 404), (status = 409)))]
-async fn discard(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Data<MessageOut>>> {
+async fn discard(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Data<MessageOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(&id, "Message")?;
     ensure_exists(&state, org_id, id).await?;
     let done = discard_where(&state, org_id, &[id], actor(&auth)).await?;
     if done == 0 {
-        return Err(ApiError::Conflict("Only failed or held outbound messages can be discarded".into()));
+        return Err(ApiError::Conflict(
+            "Only failed or held outbound messages can be discarded".into(),
+        ));
     }
     Ok(Data::new(fetch_message(&state, org_id, id).await?))
 }
 
 /// Discards failed or held messages; a held (queued) one fails for good so its job stops.
-async fn discard_where(state: &AppState, org_id: Uuid, ids: &[Uuid], by: Option<Uuid>) -> ApiResult<u64> {
+async fn discard_where(
+    state: &AppState,
+    org_id: Uuid,
+    ids: &[Uuid],
+    by: Option<Uuid>,
+) -> ApiResult<u64> {
     let done = sqlx::query(
         "UPDATE messages SET discarded_at = now(), discarded_by = $3,
                 status = CASE WHEN status = 'queued' THEN 'failed' ELSE status END,
@@ -372,7 +428,9 @@ impl Validate for BulkRequest {
         match (&self.message_ids, &self.selection) {
             (None, None) => v.add_kind("messageIds", "give messageIds or a selection", "missing"),
             (Some(ids), _) if ids.is_empty() => v.add("messageIds", "at least one id is required"),
-            (Some(ids), _) if ids.len() > 1000 => v.add("messageIds", "at most 1000 ids per request"),
+            (Some(ids), _) if ids.len() > 1000 => {
+                v.add("messageIds", "at most 1000 ids per request")
+            }
             _ => {}
         }
         if let Some(s) = &self.selection {
@@ -388,7 +446,10 @@ async fn select_ids(state: &AppState, org_id: Uuid, body: &BulkRequest) -> ApiRe
     if let Some(ids) = &body.message_ids {
         return Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect());
     }
-    let selection = body.selection.as_ref().expect("validated: ids or selection");
+    let selection = body
+        .selection
+        .as_ref()
+        .expect("validated: ids or selection");
     match selection.mode {
         SelectionMode::Ids => Ok(selection.uuids()),
         SelectionMode::Filter => {

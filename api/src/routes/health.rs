@@ -9,7 +9,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready))
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -21,7 +23,10 @@ pub struct HealthOut {
 /// Health check: the process is up.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = HealthOut)))]
 async fn health() -> Json<HealthOut> {
-    Json(HealthOut { status: "ok", version: env!("CARGO_PKG_VERSION") })
+    Json(HealthOut {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,6 +59,17 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyOut>) {
         "down"
     };
     let healthy = database == "ok" && redis != "down";
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(ReadyOut { status: if healthy { "ready" } else { "degraded" }, database, redis }))
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(ReadyOut {
+            status: if healthy { "ready" } else { "degraded" },
+            database,
+            redis,
+        }),
+    )
 }

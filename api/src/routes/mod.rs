@@ -81,11 +81,19 @@ pub struct CursorPage<T> {
 impl<T> CursorPage<T> {
     /// `rows` were fetched with `limit + 1`; the extra row only says that a next page exists,
     /// whose cursor is built from the last row kept.
-    pub fn from_rows<R>(mut rows: Vec<R>, limit: i64, cursor: impl Fn(&R) -> String, map: impl Fn(R) -> T) -> axum::Json<Self> {
+    pub fn from_rows<R>(
+        mut rows: Vec<R>,
+        limit: i64,
+        cursor: impl Fn(&R) -> String,
+        map: impl Fn(R) -> T,
+    ) -> axum::Json<Self> {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit.max(0) as usize);
         let next_cursor = if more { rows.last().map(&cursor) } else { None };
-        axum::Json(Self { data: rows.into_iter().map(map).collect(), next_cursor })
+        axum::Json(Self {
+            data: rows.into_iter().map(map).collect(),
+            next_cursor,
+        })
     }
 }
 
@@ -106,17 +114,27 @@ pub mod cursor {
         let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (micros, tie) = text.split_once(':')?;
-        Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, tie.parse().ok()?))
+        Some((
+            DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            tie.parse().ok()?,
+        ))
     }
 }
 
 /// Checks `limit` (1..=100) and that `cursor` decodes, for cursor lists.
-pub fn check_cursor_params<T: std::str::FromStr>(v: &mut Violations, cursor: Option<&str>, limit: Option<i64>) {
+pub fn check_cursor_params<T: std::str::FromStr>(
+    v: &mut Violations,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) {
     if limit.is_some_and(|l| !(1..=MAX_PAGE_SIZE).contains(&l)) {
         v.add("limit", format!("must be between 1 and {MAX_PAGE_SIZE}"));
     }
     if cursor.is_some_and(|c| cursor::decode::<T>(c).is_none()) {
-        v.add("cursor", "invalid cursor; pass the nextCursor of a previous page");
+        v.add(
+            "cursor",
+            "invalid cursor; pass the nextCursor of a previous page",
+        );
     }
 }
 
@@ -150,7 +168,10 @@ impl PageParams {
         if self.page.is_some_and(|p| p < 1) {
             v.add("page", "must be 1 or more");
         }
-        if self.limit.is_some_and(|l| !(1..=MAX_PAGE_SIZE).contains(&l)) {
+        if self
+            .limit
+            .is_some_and(|l| !(1..=MAX_PAGE_SIZE).contains(&l))
+        {
             v.add("limit", format!("must be between 1 and {MAX_PAGE_SIZE}"));
         }
     }

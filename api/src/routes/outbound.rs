@@ -173,7 +173,10 @@ fn check_len(v: &mut Violations, field: &str, value: &str, max: usize) {
 }
 
 fn check_link(v: &mut Violations, field: &str, link: &str) {
-    if !(link.starts_with("https://") || link.starts_with("http://")) || link.len() > 2048 || link.contains(' ') {
+    if !(link.starts_with("https://") || link.starts_with("http://"))
+        || link.len() > 2048
+        || link.contains(' ')
+    {
         v.add(field, "must be a public http(s) URL");
     }
 }
@@ -187,7 +190,10 @@ fn check_interactive(v: &mut Violations, i: &Value) {
                 v.add("interactive.body.text", "is required");
             }
             check_len(v, "interactive.body.text", body, 1024);
-            let buttons = i["action"]["buttons"].as_array().cloned().unwrap_or_default();
+            let buttons = i["action"]["buttons"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if buttons.is_empty() || buttons.len() > 3 {
                 v.add("interactive.action.buttons", "must have 1 to 3 buttons");
             }
@@ -196,12 +202,18 @@ fn check_interactive(v: &mut Violations, i: &Value) {
                 let title = b["reply"]["title"].as_str().unwrap_or_default();
                 let id = b["reply"]["id"].as_str().unwrap_or_default();
                 if title.is_empty() || title.chars().count() > 20 {
-                    v.add("interactive.action.buttons", "each button needs a title of 1 to 20 characters");
+                    v.add(
+                        "interactive.action.buttons",
+                        "each button needs a title of 1 to 20 characters",
+                    );
                 } else if !titles.insert(title.to_string()) {
                     v.add("interactive.action.buttons", "button titles must be unique");
                 }
                 if id.is_empty() || id.len() > 256 {
-                    v.add("interactive.action.buttons", "each button needs an id of 1 to 256 characters");
+                    v.add(
+                        "interactive.action.buttons",
+                        "each button needs an id of 1 to 256 characters",
+                    );
                 }
             }
         }
@@ -214,24 +226,48 @@ fn check_interactive(v: &mut Violations, i: &Value) {
             if button.is_empty() || button.chars().count() > 20 {
                 v.add("interactive.action.button", "must be 1 to 20 characters");
             }
-            let sections = i["action"]["sections"].as_array().cloned().unwrap_or_default();
-            let rows: Vec<Value> = sections.iter().flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default()).collect();
+            let sections = i["action"]["sections"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let rows: Vec<Value> = sections
+                .iter()
+                .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
+                .collect();
             if sections.is_empty() || sections.len() > 10 {
                 v.add("interactive.action.sections", "must have 1 to 10 sections");
             }
             if rows.is_empty() || rows.len() > 10 {
-                v.add("interactive.action.sections", "must have 1 to 10 rows in total");
+                v.add(
+                    "interactive.action.sections",
+                    "must have 1 to 10 rows in total",
+                );
             }
             for r in &rows {
                 let title = r["title"].as_str().unwrap_or_default();
                 if title.is_empty() || title.chars().count() > 24 {
-                    v.add("interactive.action.sections", "each row needs a title of 1 to 24 characters");
+                    v.add(
+                        "interactive.action.sections",
+                        "each row needs a title of 1 to 24 characters",
+                    );
                 }
-                if r["id"].as_str().is_none_or(|id| id.is_empty() || id.len() > 200) {
-                    v.add("interactive.action.sections", "each row needs an id of 1 to 200 characters");
+                if r["id"]
+                    .as_str()
+                    .is_none_or(|id| id.is_empty() || id.len() > 200)
+                {
+                    v.add(
+                        "interactive.action.sections",
+                        "each row needs an id of 1 to 200 characters",
+                    );
                 }
-                if r["description"].as_str().is_some_and(|d| d.chars().count() > 72) {
-                    v.add("interactive.action.sections", "row descriptions are at most 72 characters");
+                if r["description"]
+                    .as_str()
+                    .is_some_and(|d| d.chars().count() > 72)
+                {
+                    v.add(
+                        "interactive.action.sections",
+                        "row descriptions are at most 72 characters",
+                    );
                 }
             }
         }
@@ -251,8 +287,17 @@ impl Validate for SendRequest {
             OutboundType::Template => match &self.template {
                 None => v.add_kind("template", "Field required for type template", "missing"),
                 Some(t) => {
-                    if t.name.is_empty() || t.name.len() > 512 || !t.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-                        v.add("template.name", "must be a template name (lowercase letters, digits, underscores)");
+                    if t.name.is_empty()
+                        || t.name.len() > 512
+                        || !t
+                            .name
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    {
+                        v.add(
+                            "template.name",
+                            "must be a template name (lowercase letters, digits, underscores)",
+                        );
                     }
                     if template_language(&t.language).is_none() {
                         v.add("template.language", "must be a language code such as en_US");
@@ -260,7 +305,11 @@ impl Validate for SendRequest {
                 }
             },
             OutboundType::Interactive => match &self.interactive {
-                None => v.add_kind("interactive", "Field required for type interactive", "missing"),
+                None => v.add_kind(
+                    "interactive",
+                    "Field required for type interactive",
+                    "missing",
+                ),
                 Some(i) => check_interactive(v, i),
             },
             OutboundType::Location => match &self.location {
@@ -276,9 +325,15 @@ impl Validate for SendRequest {
             },
             OutboundType::Contacts => match &self.contacts {
                 None => v.add_kind("contacts", "Field required for type contacts", "missing"),
-                Some(c) if c.is_empty() || c.len() > 50 => v.add("contacts", "must hold 1 to 50 contacts"),
+                Some(c) if c.is_empty() || c.len() > 50 => {
+                    v.add("contacts", "must hold 1 to 50 contacts")
+                }
                 Some(c) => {
-                    if c.iter().any(|x| x["name"]["formatted_name"].as_str().is_none_or(str::is_empty)) {
+                    if c.iter().any(|x| {
+                        x["name"]["formatted_name"]
+                            .as_str()
+                            .is_none_or(str::is_empty)
+                    }) {
                         v.add("contacts", "each contact needs name.formatted_name");
                     }
                 }
@@ -287,19 +342,31 @@ impl Validate for SendRequest {
                 None => v.add_kind(field, format!("Field required for type {field}"), "missing"),
                 Some(m) => {
                     match (&m.id, &m.link) {
-                        (Some(_), Some(_)) | (None, None) => v.add(field, "give exactly one of id or link"),
+                        (Some(_), Some(_)) | (None, None) => {
+                            v.add(field, "give exactly one of id or link")
+                        }
                         (None, Some(link)) => check_link(v, &format!("{field}.link"), link),
-                        (Some(id), None) if id.trim().is_empty() => v.add(&format!("{field}.id"), "must not be empty"),
+                        (Some(id), None) if id.trim().is_empty() => {
+                            v.add(&format!("{field}.id"), "must not be empty")
+                        }
                         _ => {}
                     }
-                    if m.caption.is_some() && matches!(self.kind, OutboundType::Audio | OutboundType::Sticker) {
-                        v.add(&format!("{field}.caption"), "audio and stickers take no caption");
+                    if m.caption.is_some()
+                        && matches!(self.kind, OutboundType::Audio | OutboundType::Sticker)
+                    {
+                        v.add(
+                            &format!("{field}.caption"),
+                            "audio and stickers take no caption",
+                        );
                     }
                     if let Some(c) = &m.caption {
                         check_len(v, &format!("{field}.caption"), c, MAX_CAPTION);
                     }
                     if m.filename.is_some() && self.kind != OutboundType::Document {
-                        v.add(&format!("{field}.filename"), "only documents take a filename");
+                        v.add(
+                            &format!("{field}.filename"),
+                            "only documents take a filename",
+                        );
                     }
                 }
             },
@@ -318,7 +385,10 @@ fn template_language(lang: &Value) -> Option<String> {
         Value::Object(o) => o.get("code")?.as_str()?.to_string(),
         _ => return None,
     };
-    let ok = (2..=15).contains(&code.len()) && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let ok = (2..=15).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     ok.then_some(code)
 }
 
@@ -327,7 +397,13 @@ fn type_object(req: &SendRequest) -> Value {
     match req.kind {
         OutboundType::Text => {
             let t = req.text.as_ref().expect("validated");
-            let preview = matches!(t, TextField::Full { preview_url: Some(true), .. });
+            let preview = matches!(
+                t,
+                TextField::Full {
+                    preview_url: Some(true),
+                    ..
+                }
+            );
             json!({"body": t.body(), "preview_url": preview})
         }
         OutboundType::Template => {
@@ -381,7 +457,11 @@ pub(crate) struct Target {
     pub(crate) account_status: String,
 }
 
-pub(crate) async fn load_target(state: &AppState, org_id: Uuid, conversation_id: Uuid) -> ApiResult<Target> {
+pub(crate) async fn load_target(
+    state: &AppState,
+    org_id: Uuid,
+    conversation_id: Uuid,
+) -> ApiResult<Target> {
     sqlx::query_as(
         "SELECT c.id, c.account_id, ct.wa_id, c.last_inbound_at, a.status AS account_status
            FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
@@ -396,16 +476,22 @@ pub(crate) async fn load_target(state: &AppState, org_id: Uuid, conversation_id:
 }
 
 pub(crate) fn window_open(t: &Target) -> bool {
-    t.last_inbound_at.is_some_and(|at| at + SERVICE_WINDOW > Utc::now())
+    t.last_inbound_at
+        .is_some_and(|at| at + SERVICE_WINDOW > Utc::now())
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
-            let key = v.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))?.trim();
+            let key = v
+                .to_str()
+                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))?
+                .trim();
             if key.is_empty() || key.len() > 255 {
-                return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 255 characters".into()));
+                return Err(ApiError::BadRequest(
+                    "Idempotency-Key must be 1 to 255 characters".into(),
+                ));
             }
             Ok(Some(key.to_string()))
         }
@@ -431,13 +517,19 @@ pub(crate) struct NewOutbound {
 
 /// Returns the message an Idempotency-Key already produced, or an error if the key was used
 /// for a different request.
-async fn replay(state: &AppState, org_id: Uuid, key: &str, hash: &str) -> ApiResult<Option<MessageOut>> {
-    let row: Option<(Uuid, Option<String>)> =
-        sqlx::query_as("SELECT id, request_hash FROM messages WHERE org_id = $1 AND idempotency_key = $2")
-            .bind(org_id)
-            .bind(key)
-            .fetch_optional(&state.db)
-            .await?;
+async fn replay(
+    state: &AppState,
+    org_id: Uuid,
+    key: &str,
+    hash: &str,
+) -> ApiResult<Option<MessageOut>> {
+    let row: Option<(Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT id, request_hash FROM messages WHERE org_id = $1 AND idempotency_key = $2",
+    )
+    .bind(org_id)
+    .bind(key)
+    .fetch_optional(&state.db)
+    .await?;
     match row {
         None => Ok(None),
         Some((_, h)) if h.as_deref() != Some(hash) => Err(ApiError::Conflict(
@@ -448,12 +540,14 @@ async fn replay(state: &AppState, org_id: Uuid, key: &str, hash: &str) -> ApiRes
 }
 
 pub async fn fetch_message(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<MessageOut> {
-    let row: MessageRow = sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = $1 AND m.org_id = $2"))
-        .bind(id)
-        .bind(org_id)
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Message"))?;
+    let row: MessageRow = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = $1 AND m.org_id = $2"
+    ))
+    .bind(id)
+    .bind(org_id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("Message"))?;
     Ok(row.into())
 }
 
@@ -509,8 +603,12 @@ pub(crate) async fn queue(state: &AppState, m: NewOutbound) -> ApiResult<Message
         if wharf_shared::db::is_unique_violation(&e, "messages_idempotency_key") {
             // A concurrent request with the same key won the race: answer with its message.
             drop(tx);
-            let (k, h) = m.idempotency.expect("only keyed inserts can collide on the key");
-            return replay(state, m.org_id, &k, &h).await?.ok_or_else(|| ApiError::Conflict("retry the request".into()));
+            let (k, h) = m
+                .idempotency
+                .expect("only keyed inserts can collide on the key");
+            return replay(state, m.org_id, &k, &h)
+                .await?
+                .ok_or_else(|| ApiError::Conflict("retry the request".into()));
         }
         return Err(e.into());
     }
@@ -538,7 +636,9 @@ pub(crate) fn user_id(auth: &Auth) -> Option<Uuid> {
 
 pub(crate) fn ensure_sendable(target: &Target) -> ApiResult<()> {
     if target.account_status == "DISCONNECTED" {
-        return Err(ApiError::Conflict("This conversation's WhatsApp number is disconnected".into()));
+        return Err(ApiError::Conflict(
+            "This conversation's WhatsApp number is disconnected".into(),
+        ));
     }
     Ok(())
 }
@@ -613,7 +713,10 @@ async fn send_message(
 
 /// Validates a JSON body already read as bytes (the handler needed the raw bytes for the
 /// idempotency hash).
-fn parse_valid<T: serde::de::DeserializeOwned + Validate>(headers: &HeaderMap, body: &[u8]) -> ApiResult<ValidJson<T>> {
+fn parse_valid<T: serde::de::DeserializeOwned + Validate>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<ValidJson<T>> {
     let is_json = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -650,18 +753,31 @@ fn content_of(req: &SendRequest, object: &Value) -> Value {
     }
 }
 
-async fn reply_wamid(state: &AppState, org_id: Uuid, conversation_id: Uuid, message_id: &str) -> ApiResult<String> {
-    let id = Uuid::parse_str(message_id).map_err(|_| ApiError::invalid_field("replyTo", "must be a message id"))?;
-    let wamid: Option<Option<String>> =
-        sqlx::query_scalar("SELECT wamid FROM messages WHERE id = $1 AND org_id = $2 AND conversation_id = $3")
-            .bind(id)
-            .bind(org_id)
-            .bind(conversation_id)
-            .fetch_optional(&state.db)
-            .await?;
+async fn reply_wamid(
+    state: &AppState,
+    org_id: Uuid,
+    conversation_id: Uuid,
+    message_id: &str,
+) -> ApiResult<String> {
+    let id = Uuid::parse_str(message_id)
+        .map_err(|_| ApiError::invalid_field("replyTo", "must be a message id"))?;
+    let wamid: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT wamid FROM messages WHERE id = $1 AND org_id = $2 AND conversation_id = $3",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(conversation_id)
+    .fetch_optional(&state.db)
+    .await?;
     match wamid {
-        None => Err(ApiError::invalid_field("replyTo", "no such message in this conversation")),
-        Some(None) => Err(ApiError::invalid_field("replyTo", "that message has not been sent yet")),
+        None => Err(ApiError::invalid_field(
+            "replyTo",
+            "no such message in this conversation",
+        )),
+        Some(None) => Err(ApiError::invalid_field(
+            "replyTo",
+            "that message has not been sent yet",
+        )),
         Some(Some(w)) => Ok(w),
     }
 }
@@ -672,7 +788,11 @@ fn media_limit(kind: OutboundType, mime: &str) -> Option<u64> {
     match kind {
         OutboundType::Image => matches!(mime, "image/jpeg" | "image/png").then_some(5 * MB),
         OutboundType::Video => matches!(mime, "video/mp4" | "video/3gpp").then_some(16 * MB),
-        OutboundType::Audio => matches!(mime, "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg").then_some(16 * MB),
+        OutboundType::Audio => matches!(
+            mime,
+            "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg"
+        )
+        .then_some(16 * MB),
         OutboundType::Sticker => (mime == "image/webp").then_some(500 * 1024),
         OutboundType::Document => Some(100 * MB),
         _ => None,
@@ -695,12 +815,22 @@ async fn send_media(
     let mut file: Option<(Bytes, String, String)> = None;
     let mut kind_field: Option<String> = None;
     let mut caption: Option<String> = None;
-    while let Some(field) = multipart.next_field().await.map_err(|e| ApiError::BadRequest(format!("Malformed multipart body: {e}")))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("Malformed multipart body: {e}")))?
+    {
         match field.name() {
             Some("file") => {
                 let filename = field.file_name().unwrap_or("upload").to_string();
-                let mime = field.content_type().unwrap_or("application/octet-stream").to_string();
-                let bytes = field.bytes().await.map_err(|_| ApiError::PayloadTooLarge("The file is too large".into()))?;
+                let mime = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|_| ApiError::PayloadTooLarge("The file is too large".into()))?;
                 file = Some((bytes, mime, filename));
             }
             Some("type") => kind_field = field.text().await.ok(),
@@ -709,7 +839,11 @@ async fn send_media(
         }
     }
     let Some((bytes, mime, filename)) = file else {
-        return Err(ApiError::Validation(vec![crate::error::FieldError::new(&["body", "file"], "Field required", "missing")]));
+        return Err(ApiError::Validation(vec![crate::error::FieldError::new(
+            &["body", "file"],
+            "Field required",
+            "missing",
+        )]));
     };
     let kind = match kind_field.as_deref() {
         Some("image") => OutboundType::Image,
@@ -721,19 +855,35 @@ async fn send_media(
         None if mime.starts_with("video/") => OutboundType::Video,
         None if mime.starts_with("audio/") => OutboundType::Audio,
         None => OutboundType::Document,
-        Some(_) => return Err(ApiError::Validation(vec![crate::error::FieldError::new(&["body", "type"], "must be image, video, audio, document or sticker", "enum")])),
+        Some(_) => {
+            return Err(ApiError::Validation(vec![crate::error::FieldError::new(
+                &["body", "type"],
+                "must be image, video, audio, document or sticker",
+                "enum",
+            )]))
+        }
     };
     let Some(limit) = media_limit(kind, &mime) else {
-        return Err(ApiError::invalid_field("file", format!("{mime} cannot be sent as {}", kind.as_str())));
+        return Err(ApiError::invalid_field(
+            "file",
+            format!("{mime} cannot be sent as {}", kind.as_str()),
+        ));
     };
     if bytes.is_empty() {
         return Err(ApiError::invalid_field("file", "the file is empty"));
     }
     if bytes.len() as u64 > limit {
-        return Err(ApiError::PayloadTooLarge(format!("{} files are limited to {} bytes", kind.as_str(), limit)));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{} files are limited to {} bytes",
+            kind.as_str(),
+            limit
+        )));
     }
     if caption.is_some() && matches!(kind, OutboundType::Audio | OutboundType::Sticker) {
-        return Err(ApiError::invalid_field("caption", "audio and stickers take no caption"));
+        return Err(ApiError::invalid_field(
+            "caption",
+            "audio and stickers take no caption",
+        ));
     }
     let target = load_target(&state, org_id, conversation_id).await?;
     ensure_sendable(&target)?;
@@ -743,9 +893,13 @@ async fn send_media(
     let blob = format!("{org_id}/outbound/{}", Uuid::new_v4());
     let path = state.config.blob_dir.join(&blob);
     if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(|e| ApiError::Internal(e.into()))?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    tokio::fs::write(&path, &bytes).await.map_err(|e| ApiError::Internal(e.into()))?;
+    tokio::fs::write(&path, &bytes)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let mut object = json!({});
     if let Some(c) = &caption {
         object["caption"] = json!(c);
@@ -753,7 +907,8 @@ async fn send_media(
     if kind == OutboundType::Document {
         object["filename"] = json!(filename);
     }
-    let content = json!({"caption": caption, "filename": filename, "mimeType": mime, "size": bytes.len()});
+    let content =
+        json!({"caption": caption, "filename": filename, "mimeType": mime, "size": bytes.len()});
     let message = queue(
         &state,
         NewOutbound {
@@ -805,7 +960,8 @@ async fn react(
             .fetch_optional(&state.db)
             .await?;
     let (conversation_id, wamid) = row.ok_or_else(|| ApiError::not_found("Message"))?;
-    let wamid = wamid.ok_or_else(|| ApiError::Conflict("That message has not been sent yet".into()))?;
+    let wamid =
+        wamid.ok_or_else(|| ApiError::Conflict("That message has not been sent yet".into()))?;
     let target = load_target(&state, org_id, conversation_id).await?;
     ensure_sendable(&target)?;
     if !window_open(&target) {
@@ -834,14 +990,19 @@ async fn react(
 /// Hide or unhide a message in the inbox (it stays in the history).
 #[utoipa::path(post, path = "/messages/{id}/toggle-hide", tag = "messages",
     responses((status = 200, body = Data<MessageOut>), (status = 404)))]
-async fn toggle_hide(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Data<MessageOut>>> {
+async fn toggle_hide(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Data<MessageOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
     let message_id = parse_id(&id, "Message")?;
-    let done = sqlx::query("UPDATE messages SET is_hidden = NOT is_hidden WHERE id = $1 AND org_id = $2")
-        .bind(message_id)
-        .bind(org_id)
-        .execute(&state.db)
-        .await?;
+    let done =
+        sqlx::query("UPDATE messages SET is_hidden = NOT is_hidden WHERE id = $1 AND org_id = $2")
+            .bind(message_id)
+            .bind(org_id)
+            .execute(&state.db)
+            .await?;
     if done.rows_affected() == 0 {
         return Err(ApiError::not_found("Message"));
     }

@@ -19,7 +19,9 @@ use crate::{
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_profile, update_profile)).routes(routes!(change_password))
+    OpenApiRouter::new()
+        .routes(routes!(get_profile, update_profile))
+        .routes(routes!(change_password))
 }
 
 /// Get own user profile.
@@ -91,5 +93,7 @@ async fn change_password(
     if !verify_password(body.current_password, hash).await? {
         return Err(ApiError::BadRequest("Current password is incorrect".into()));
     }
-    Ok(Data::new(replace_password(&state, me.id, body.new_password).await?))
+    Ok(Data::new(
+        replace_password(&state, me.id, body.new_password).await?,
+    ))
 }

@@ -95,7 +95,10 @@ pub struct ListUsersQuery {
 
 impl ListUsersQuery {
     fn paging(&self) -> PageParams {
-        PageParams { page: self.page, limit: self.limit }
+        PageParams {
+            page: self.page,
+            limit: self.limit,
+        }
     }
 }
 
@@ -173,7 +176,11 @@ impl Validate for CreateUserRequest {
             v.password("password", p);
         }
         if self.role == Some(Role::SuperAdmin) {
-            v.add_kind("role", "role must be one of ADMIN, SUPERVISOR, AGENT", "enum");
+            v.add_kind(
+                "role",
+                "role must be one of ADMIN, SUPERVISOR, AGENT",
+                "enum",
+            );
         }
     }
 }
@@ -211,7 +218,11 @@ async fn create_user(
 /// Get one user of the organization.
 #[utoipa::path(get, path = "/users/{id}", tag = "users",
     responses((status = 200, body = Data<UserOut>), (status = 404)))]
-async fn get_user(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Data<UserOut>>> {
+async fn get_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Data<UserOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::ADMIN)?;
     let id = parse_id(&id, "User")?;
     Ok(Data::new(fetch_user(&state.db, id, Some(org_id)).await?))
@@ -238,7 +249,11 @@ impl Validate for UpdateUserRequest {
             v.password("password", p);
         }
         if self.role == Some(Role::SuperAdmin) {
-            v.add_kind("role", "role must be one of ADMIN, SUPERVISOR, AGENT", "enum");
+            v.add_kind(
+                "role",
+                "role must be one of ADMIN, SUPERVISOR, AGENT",
+                "enum",
+            );
         }
     }
 }
@@ -291,12 +306,18 @@ async fn update_user(
 /// Soft-delete a user (admin only). Their sessions end; their history stays.
 #[utoipa::path(delete, path = "/users/{id}", tag = "users",
     responses((status = 204), (status = 404), (status = 409)))]
-async fn delete_user(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
     let id = parse_id(&id, "User")?;
     if let Principal::User(me) = &auth.0 {
         if me.id == id {
-            return Err(ApiError::Conflict("You cannot delete your own account".into()));
+            return Err(ApiError::Conflict(
+                "You cannot delete your own account".into(),
+            ));
         }
     }
     let mut tx = state.db.begin().await?;
@@ -315,7 +336,11 @@ async fn delete_user(State(state): State<AppState>, auth: Auth, Path(id): Path<S
 }
 
 /// An organization must keep at least one active admin, or nobody could manage it.
-async fn ensure_another_admin(tx: &mut sqlx::PgConnection, org_id: Uuid, except: Uuid) -> ApiResult<()> {
+async fn ensure_another_admin(
+    tx: &mut sqlx::PgConnection,
+    org_id: Uuid,
+    except: Uuid,
+) -> ApiResult<()> {
     let others: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM users WHERE org_id = $1 AND id <> $2 AND role = 'ADMIN'
             AND is_active AND deleted_at IS NULL",
@@ -325,7 +350,9 @@ async fn ensure_another_admin(tx: &mut sqlx::PgConnection, org_id: Uuid, except:
     .fetch_one(&mut *tx)
     .await?;
     if others == 0 {
-        return Err(ApiError::Conflict("The organization must keep at least one active admin".into()));
+        return Err(ApiError::Conflict(
+            "The organization must keep at least one active admin".into(),
+        ));
     }
     Ok(())
 }
@@ -354,7 +381,9 @@ async fn update_status(
     fetch_user(&state.db, id, Some(org_id)).await?;
     if let Principal::User(me) = &auth.0 {
         if me.id != id && !me.role.at_least(Role::Supervisor) {
-            return Err(ApiError::Forbidden("Agents can only change their own status".into()));
+            return Err(ApiError::Forbidden(
+                "Agents can only change their own status".into(),
+            ));
         }
     }
     sqlx::query(

@@ -105,11 +105,14 @@ const ACCOUNT_COLUMNS: &str = "id, waba_id, phone_number_id, display_phone, veri
 
 impl AccountRow {
     fn into_out(self, state: &AppState) -> AccountOut {
-        let token = state.secrets.decrypt(&self.access_token_enc).unwrap_or_default();
+        let token = state
+            .secrets
+            .decrypt(&self.access_token_enc)
+            .unwrap_or_default();
         AccountOut {
-            messages_per_second: self
-                .messages_per_second
-                .unwrap_or_else(|| wharf_shared::accounts::rate_for_level(self.throughput_level.as_deref())),
+            messages_per_second: self.messages_per_second.unwrap_or_else(|| {
+                wharf_shared::accounts::rate_for_level(self.throughput_level.as_deref())
+            }),
             messages_per_second_override: self.messages_per_second,
             access_token: mask(&token),
             has_app_secret: self.app_secret_enc.is_some(),
@@ -136,18 +139,23 @@ impl AccountRow {
 }
 
 async fn fetch_row(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<AccountRow> {
-    sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM whatsapp_accounts WHERE id = $1 AND org_id = $2"))
-        .bind(id)
-        .bind(org_id)
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found("WhatsApp account"))
+    sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM whatsapp_accounts WHERE id = $1 AND org_id = $2"
+    ))
+    .bind(id)
+    .bind(org_id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("WhatsApp account"))
 }
 
 /// List the organization's WhatsApp accounts (disconnected ones included, last).
 #[utoipa::path(get, path = "/whatsapp-accounts", tag = "whatsapp-accounts",
     responses((status = 200, body = Data<Vec<AccountOut>>), (status = 401), (status = 403)))]
-async fn list_accounts(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Data<Vec<AccountOut>>>> {
+async fn list_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<Vec<AccountOut>>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let rows: Vec<AccountRow> = sqlx::query_as(&format!(
         "SELECT {ACCOUNT_COLUMNS} FROM whatsapp_accounts WHERE org_id = $1
@@ -156,7 +164,9 @@ async fn list_accounts(State(state): State<AppState>, auth: Auth) -> ApiResult<J
     .bind(org_id)
     .fetch_all(&state.db)
     .await?;
-    Ok(Data::new(rows.into_iter().map(|r| r.into_out(&state)).collect()))
+    Ok(Data::new(
+        rows.into_iter().map(|r| r.into_out(&state)).collect(),
+    ))
 }
 
 /// Maps a Meta error met while verifying user-supplied credentials: Meta rejecting them is the
@@ -165,9 +175,18 @@ fn credentials_error(err: MetaError, field: &str) -> ApiError {
     match err.class() {
         ErrorClass::Retryable => {
             tracing::warn!(error = %err, "Meta unavailable while verifying credentials");
-            ApiError::BadGateway("Meta is not answering right now; nothing was saved, please retry".into())
+            ApiError::BadGateway(
+                "Meta is not answering right now; nothing was saved, please retry".into(),
+            )
         }
-        _ => ApiError::invalid_field(field, format!("Meta rejected this: {} ({})", err.title(), err.code().unwrap_or(0))),
+        _ => ApiError::invalid_field(
+            field,
+            format!(
+                "Meta rejected this: {} ({})",
+                err.title(),
+                err.code().unwrap_or(0)
+            ),
+        ),
     }
 }
 
@@ -223,7 +242,9 @@ async fn ensure_not_connected(state: &AppState, phone_number_id: &str) -> ApiRes
     .fetch_one(&state.db)
     .await?;
     if taken {
-        return Err(ApiError::Conflict("This phone number is already connected".into()));
+        return Err(ApiError::Conflict(
+            "This phone number is already connected".into(),
+        ));
     }
     Ok(())
 }
@@ -284,11 +305,17 @@ async fn connect(
     let app_id = match &state.config.meta_app_id {
         Some(id) => id.clone(),
         None => app_id_of_org(&state, org_id).await?.ok_or_else(|| {
-            ApiError::BadRequest("No Meta app configured: set META_APP_ID or PUT /whatsapp-accounts/meta-config".into())
+            ApiError::BadRequest(
+                "No Meta app configured: set META_APP_ID or PUT /whatsapp-accounts/meta-config"
+                    .into(),
+            )
         })?,
     };
     let app_secret = state.config.meta_app_secret.expose();
-    let token = meta.exchange_code(&app_id, app_secret, body.code.trim()).await.map_err(|e| credentials_error(e, "code"))?;
+    let token = meta
+        .exchange_code(&app_id, app_secret, body.code.trim())
+        .await
+        .map_err(|e| credentials_error(e, "code"))?;
     let waba_id = match body.waba_id {
         Some(w) => w,
         None => meta
@@ -297,7 +324,9 @@ async fn connect(
             .map_err(|e| credentials_error(e, "code"))?
             .into_iter()
             .next()
-            .ok_or_else(|| ApiError::invalid_field("wabaId", "the signup granted no WhatsApp Business Account"))?,
+            .ok_or_else(|| {
+                ApiError::invalid_field("wabaId", "the signup granted no WhatsApp Business Account")
+            })?,
     };
     let phone_number_id = match body.phone_number_id {
         Some(p) => p,
@@ -309,14 +338,26 @@ async fn connect(
             .into_iter()
             .next()
             .map(|n| n.id)
-            .ok_or_else(|| ApiError::invalid_field("phoneNumberId", "this WhatsApp Business Account has no phone number"))?,
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "phoneNumberId",
+                    "this WhatsApp Business Account has no phone number",
+                )
+            })?,
     };
     ensure_not_connected(&state, &phone_number_id).await?;
-    meta.subscribe_app(&token, &waba_id).await.map_err(|e| credentials_error(e, "wabaId"))?;
+    meta.subscribe_app(&token, &waba_id)
+        .await
+        .map_err(|e| credentials_error(e, "wabaId"))?;
     if let Some(pin) = &body.pin {
-        meta.register_number(&token, &phone_number_id, pin).await.map_err(|e| credentials_error(e, "pin"))?;
+        meta.register_number(&token, &phone_number_id, pin)
+            .await
+            .map_err(|e| credentials_error(e, "pin"))?;
     }
-    let info = meta.phone_number(&token, &phone_number_id).await.map_err(|e| credentials_error(e, "phoneNumberId"))?;
+    let info = meta
+        .phone_number(&token, &phone_number_id)
+        .await
+        .map_err(|e| credentials_error(e, "phoneNumberId"))?;
     let id = insert_account(
         &state,
         NewAccount {
@@ -331,7 +372,10 @@ async fn connect(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Data::new(fetch_row(&state, org_id, id).await?.into_out(&state))))
+    Ok((
+        StatusCode::CREATED,
+        Data::new(fetch_row(&state, org_id, id).await?.into_out(&state)),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -374,12 +418,18 @@ async fn connect_manual(
     ensure_not_connected(&state, &body.phone_number_id).await?;
     let meta = MetaClient::from_config(&state.config);
     let token = body.access_token.trim();
-    let numbers = meta.waba_phone_numbers(token, &body.waba_id).await.map_err(|e| match &e {
-        MetaError::Graph(g) if matches!(g.code, 0 | 190) => credentials_error(e, "accessToken"),
-        _ => credentials_error(e, "wabaId"),
-    })?;
+    let numbers = meta
+        .waba_phone_numbers(token, &body.waba_id)
+        .await
+        .map_err(|e| match &e {
+            MetaError::Graph(g) if matches!(g.code, 0 | 190) => credentials_error(e, "accessToken"),
+            _ => credentials_error(e, "wabaId"),
+        })?;
     if !numbers.data.iter().any(|n| n.id == body.phone_number_id) {
-        return Err(ApiError::invalid_field("phoneNumberId", "this phone number does not belong to that WhatsApp Business Account"));
+        return Err(ApiError::invalid_field(
+            "phoneNumberId",
+            "this phone number does not belong to that WhatsApp Business Account",
+        ));
     }
     let info = meta
         .phone_number(token, &body.phone_number_id)
@@ -399,7 +449,10 @@ async fn connect_manual(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Data::new(fetch_row(&state, org_id, id).await?.into_out(&state))))
+    Ok((
+        StatusCode::CREATED,
+        Data::new(fetch_row(&state, org_id, id).await?.into_out(&state)),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -423,7 +476,10 @@ impl Validate for UpdateAccountRequest {
                 v.add("accessToken", "must be a Meta access token");
             }
         }
-        if self.messages_per_second.is_some_and(|m| !(1..=10_000).contains(&m)) {
+        if self
+            .messages_per_second
+            .is_some_and(|m| !(1..=10_000).contains(&m))
+        {
             v.add("messagesPerSecond", "must be between 1 and 10000");
         }
     }
@@ -443,7 +499,9 @@ async fn update_account(
     let id = parse_id(&id, "WhatsApp account")?;
     let current = fetch_row(&state, org_id, id).await?;
     if current.status == "DISCONNECTED" {
-        return Err(ApiError::Conflict("This account is disconnected; connect the number again".into()));
+        return Err(ApiError::Conflict(
+            "This account is disconnected; connect the number again".into(),
+        ));
     }
     let mut info = None;
     if let Some(token) = body.access_token.as_deref().map(str::trim) {
@@ -493,13 +551,19 @@ async fn update_account(
         tracing::info!(account_id = %id, released, "access token replaced");
     }
     tx.commit().await?;
-    Ok(Data::new(fetch_row(&state, org_id, id).await?.into_out(&state)))
+    Ok(Data::new(
+        fetch_row(&state, org_id, id).await?.into_out(&state),
+    ))
 }
 
 /// Disconnect a WhatsApp account. Its token is erased; its history stays.
 #[utoipa::path(delete, path = "/whatsapp-accounts/{id}", tag = "whatsapp-accounts",
     responses((status = 204), (status = 404)))]
-async fn disconnect(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn disconnect(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(&id, "WhatsApp account")?;
     let done = sqlx::query(
@@ -534,17 +598,33 @@ pub struct HealthOut {
 /// token marks the account NEEDS_REAUTH and raises an alert.
 #[utoipa::path(get, path = "/whatsapp-accounts/{id}/health", tag = "whatsapp-accounts",
     responses((status = 200, body = Data<HealthOut>), (status = 404)))]
-async fn health(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Data<HealthOut>>> {
+async fn health(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Data<HealthOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let id = parse_id(&id, "WhatsApp account")?;
     let row = fetch_row(&state, org_id, id).await?;
     if row.status == "DISCONNECTED" {
         let account = row.into_out(&state);
-        return Ok(Data::new(HealthOut { account, reachable: false, token_valid: false, meta: None, error: Some("disconnected".into()) }));
+        return Ok(Data::new(HealthOut {
+            account,
+            reachable: false,
+            token_valid: false,
+            meta: None,
+            error: Some("disconnected".into()),
+        }));
     }
-    let token = state.secrets.decrypt(&row.access_token_enc).map_err(|e| ApiError::Internal(e.into()))?;
+    let token = state
+        .secrets
+        .decrypt(&row.access_token_enc)
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let meta = MetaClient::from_config(&state.config);
-    let (reachable, token_valid, meta_json, error) = match meta.phone_number(&token, &row.phone_number_id).await {
+    let (reachable, token_valid, meta_json, error) = match meta
+        .phone_number(&token, &row.phone_number_id)
+        .await
+    {
         Ok(info) => {
             sqlx::query(
                 "UPDATE whatsapp_accounts SET display_phone = COALESCE($2, display_phone),
@@ -564,16 +644,32 @@ async fn health(State(state): State<AppState>, auth: Auth, Path(id): Path<String
         }
         Err(e) if e.class() == ErrorClass::AccountLevel => {
             mark_needs_reauth(&state, org_id, id, &e).await?;
-            (true, false, None, Some(format!("{} ({})", e.title(), e.code().unwrap_or(0))))
+            (
+                true,
+                false,
+                None,
+                Some(format!("{} ({})", e.title(), e.code().unwrap_or(0))),
+            )
         }
         Err(e) => (false, true, None, Some(e.to_string())),
     };
     let account = fetch_row(&state, org_id, id).await?.into_out(&state);
-    Ok(Data::new(HealthOut { account, reachable, token_valid, meta: meta_json, error }))
+    Ok(Data::new(HealthOut {
+        account,
+        reachable,
+        token_valid,
+        meta: meta_json,
+        error,
+    }))
 }
 
 /// Marks an account as needing a new token and raises one alert for it.
-async fn mark_needs_reauth(state: &AppState, org_id: Uuid, id: Uuid, err: &MetaError) -> ApiResult<()> {
+async fn mark_needs_reauth(
+    state: &AppState,
+    org_id: Uuid,
+    id: Uuid,
+    err: &MetaError,
+) -> ApiResult<()> {
     let reason = format!("{} ({})", err.title(), err.code().unwrap_or(0));
     sqlx::query("UPDATE whatsapp_accounts SET status = 'NEEDS_REAUTH', status_reason = $2 WHERE id = $1 AND status = 'CONNECTED'")
         .bind(id)
@@ -597,10 +693,12 @@ async fn mark_needs_reauth(state: &AppState, org_id: Uuid, id: Uuid, err: &MetaE
 }
 
 async fn app_id_of_org(state: &AppState, org_id: Uuid) -> ApiResult<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT app_id FROM meta_app_configs WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_optional(&state.db)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT app_id FROM meta_app_configs WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(&state.db)
+            .await?,
+    )
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -613,7 +711,10 @@ pub struct MetaConfig {
 /// The Meta app used for Embedded Signup (app id and configuration id; never the secret).
 #[utoipa::path(get, path = "/whatsapp-accounts/meta-config", tag = "whatsapp-accounts",
     responses((status = 200, body = Data<MetaConfig>)))]
-async fn get_meta_config(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Data<MetaConfig>>> {
+async fn get_meta_config(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<MetaConfig>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let row: Option<(String, Option<String>)> =
         sqlx::query_as("SELECT app_id, config_id FROM meta_app_configs WHERE org_id = $1")
@@ -621,8 +722,14 @@ async fn get_meta_config(State(state): State<AppState>, auth: Auth) -> ApiResult
             .fetch_optional(&state.db)
             .await?;
     let config = match row {
-        Some((app_id, config_id)) => MetaConfig { app_id: Some(app_id), config_id },
-        None => MetaConfig { app_id: state.config.meta_app_id.clone(), config_id: None },
+        Some((app_id, config_id)) => MetaConfig {
+            app_id: Some(app_id),
+            config_id,
+        },
+        None => MetaConfig {
+            app_id: state.config.meta_app_id.clone(),
+            config_id: None,
+        },
     };
     Ok(Data::new(config))
 }
@@ -659,7 +766,10 @@ async fn put_meta_config(
     .bind(&body.config_id)
     .execute(&state.db)
     .await?;
-    Ok(Data::new(MetaConfig { app_id: Some(body.app_id), config_id: body.config_id }))
+    Ok(Data::new(MetaConfig {
+        app_id: Some(body.app_id),
+        config_id: body.config_id,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -718,12 +828,17 @@ pub struct CountOut {
 /// Count unacknowledged alerts.
 #[utoipa::path(get, path = "/whatsapp-accounts/alerts/unread-count", tag = "whatsapp-accounts",
     responses((status = 200, body = Data<CountOut>)))]
-async fn unread_alerts(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Data<CountOut>>> {
+async fn unread_alerts(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<CountOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
-    let count = sqlx::query_scalar("SELECT count(*) FROM account_alerts WHERE org_id = $1 AND acknowledged_at IS NULL")
-        .bind(org_id)
-        .fetch_one(&state.db)
-        .await?;
+    let count = sqlx::query_scalar(
+        "SELECT count(*) FROM account_alerts WHERE org_id = $1 AND acknowledged_at IS NULL",
+    )
+    .bind(org_id)
+    .fetch_one(&state.db)
+    .await?;
     Ok(Data::new(CountOut { count }))
 }
 
@@ -737,7 +852,11 @@ fn acting_user(auth: &Auth) -> Option<Uuid> {
 /// Mark an alert as acknowledged.
 #[utoipa::path(post, path = "/whatsapp-accounts/alerts/{id}/acknowledge", tag = "whatsapp-accounts",
     responses((status = 200, body = Data<AlertOut>), (status = 404)))]
-async fn acknowledge_alert(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Data<AlertOut>>> {
+async fn acknowledge_alert(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Data<AlertOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(&id, "Alert")?;
     let alert: Option<AlertOut> = sqlx::query_as(
@@ -751,7 +870,9 @@ async fn acknowledge_alert(State(state): State<AppState>, auth: Auth, Path(id): 
     .bind(acting_user(&auth))
     .fetch_optional(&state.db)
     .await?;
-    Ok(Data::new(alert.ok_or_else(|| ApiError::not_found("Alert"))?))
+    Ok(Data::new(
+        alert.ok_or_else(|| ApiError::not_found("Alert"))?,
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -762,7 +883,10 @@ pub struct AcknowledgedOut {
 /// Mark all alerts of the organization as acknowledged.
 #[utoipa::path(post, path = "/whatsapp-accounts/alerts/acknowledge-all", tag = "whatsapp-accounts",
     responses((status = 200, body = Data<AcknowledgedOut>)))]
-async fn acknowledge_all(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Data<AcknowledgedOut>>> {
+async fn acknowledge_all(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<AcknowledgedOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
     let done = sqlx::query(
         "UPDATE account_alerts SET acknowledged_at = now(), acknowledged_by = $2
@@ -772,5 +896,7 @@ async fn acknowledge_all(State(state): State<AppState>, auth: Auth) -> ApiResult
     .bind(acting_user(&auth))
     .execute(&state.db)
     .await?;
-    Ok(Data::new(AcknowledgedOut { acknowledged: done.rows_affected() }))
+    Ok(Data::new(AcknowledgedOut {
+        acknowledged: done.rows_affected(),
+    }))
 }

@@ -41,7 +41,8 @@ impl DownloadMedia {
 }
 
 /// Base of the media retry backoff (`MEDIA_RETRY_BASE_MS`, default 5 s).
-pub static MEDIA_RETRY_BASE: backoff::Tunable = backoff::Tunable::new("MEDIA_RETRY_BASE_MS", Duration::from_secs(5));
+pub static MEDIA_RETRY_BASE: backoff::Tunable =
+    backoff::Tunable::new("MEDIA_RETRY_BASE_MS", Duration::from_secs(5));
 
 /// Overrides the base of the media retry backoff for this process (tests use tens of ms).
 pub fn set_media_retry_base(base: Duration) {

@@ -24,7 +24,11 @@ pub struct Tunable {
 
 impl Tunable {
     pub const fn new(env: &'static str, default: Duration) -> Self {
-        Self { env, default_ms: default.as_millis() as u64, ms: AtomicU64::new(0) }
+        Self {
+            env,
+            default_ms: default.as_millis() as u64,
+            ms: AtomicU64::new(0),
+        }
     }
 
     pub fn get(&self) -> Duration {
@@ -43,7 +47,8 @@ impl Tunable {
 
     /// Overrides the value for this process (tests use tens of milliseconds).
     pub fn set(&self, value: Duration) {
-        self.ms.store((value.as_millis() as u64).max(1), Ordering::Relaxed);
+        self.ms
+            .store((value.as_millis() as u64).max(1), Ordering::Relaxed);
     }
 }
 

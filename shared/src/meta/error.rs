@@ -51,7 +51,9 @@ pub enum MetaError {
 }
 
 /// Codes that clear up on their own with backoff.
-const RETRYABLE: &[i64] = &[1, 2, 4, 17, 32, 341, 613, 80007, 80008, 130429, 131000, 131016, 131057, 133004, 133015];
+const RETRYABLE: &[i64] = &[
+    1, 2, 4, 17, 32, 341, 613, 80007, 80008, 130429, 131000, 131016, 131057, 133004, 133015,
+];
 /// Codes that make the whole account unusable until a human acts.
 const ACCOUNT_LEVEL: &[i64] = &[0, 190, 131031, 131042];
 
@@ -67,7 +69,9 @@ impl MetaError {
         match self {
             MetaError::Graph(g) => classify_code(g.code, g.http_status),
             MetaError::Timeout { .. } | MetaError::Transport { .. } => ErrorClass::Retryable,
-            MetaError::Unexpected { status, .. } if *status >= 500 || *status == 429 => ErrorClass::Retryable,
+            MetaError::Unexpected { status, .. } if *status >= 500 || *status == 429 => {
+                ErrorClass::Retryable
+            }
             MetaError::Unexpected { .. } => ErrorClass::Terminal,
         }
     }
@@ -75,7 +79,9 @@ impl MetaError {
     /// True when the request may have reached Meta although we have no answer.
     pub fn outcome_unknown(&self) -> bool {
         match self {
-            MetaError::Timeout { request_sent } | MetaError::Transport { request_sent, .. } => *request_sent,
+            MetaError::Timeout { request_sent } | MetaError::Transport { request_sent, .. } => {
+                *request_sent
+            }
             MetaError::Unexpected { status, .. } => *status >= 500,
             MetaError::Graph(_) => false,
         }
@@ -107,7 +113,8 @@ pub fn classify_code(code: i64, http_status: u16) -> ErrorClass {
         ErrorClass::RecipientDelay
     } else if ACCOUNT_LEVEL.contains(&code) {
         ErrorClass::AccountLevel
-    } else if RETRYABLE.contains(&code) || (http_status >= 500 && !(132000..133000).contains(&code)) {
+    } else if RETRYABLE.contains(&code) || (http_status >= 500 && !(132000..133000).contains(&code))
+    {
         ErrorClass::Retryable
     } else {
         ErrorClass::Terminal
@@ -142,10 +149,12 @@ pub fn parse_graph_error(http_status: u16, body: &[u8]) -> Option<GraphError> {
     let env: Envelope = serde_json::from_slice(body).ok()?;
     let e = env.error;
     let prefix = format!("(#{}) ", e.code);
-    let title = e
-        .error_user_title
-        .clone()
-        .unwrap_or_else(|| e.message.strip_prefix(&prefix).unwrap_or(&e.message).to_string());
+    let title = e.error_user_title.clone().unwrap_or_else(|| {
+        e.message
+            .strip_prefix(&prefix)
+            .unwrap_or(&e.message)
+            .to_string()
+    });
     Some(GraphError {
         http_status,
         code: e.code,
@@ -170,7 +179,10 @@ mod tests {
         let e = parse_graph_error(429, body).unwrap();
         assert_eq!(e.code, 130429);
         assert_eq!(e.title, "Rate limit hit");
-        assert_eq!(e.details.as_deref(), Some("Cloud API message throughput has been reached."));
+        assert_eq!(
+            e.details.as_deref(),
+            Some("Cloud API message throughput has been reached.")
+        );
         assert_eq!(MetaError::Graph(e).class(), ErrorClass::Retryable);
         assert!(parse_graph_error(502, b"<html>bad gateway</html>").is_none());
     }
@@ -191,7 +203,13 @@ mod tests {
     #[test]
     fn timeouts_after_sending_are_outcome_unknown() {
         assert!(MetaError::Timeout { request_sent: true }.outcome_unknown());
-        assert!(!MetaError::Timeout { request_sent: false }.outcome_unknown());
-        assert_eq!(MetaError::Timeout { request_sent: true }.class(), ErrorClass::Retryable);
+        assert!(!MetaError::Timeout {
+            request_sent: false
+        }
+        .outcome_unknown());
+        assert_eq!(
+            MetaError::Timeout { request_sent: true }.class(),
+            ErrorClass::Retryable
+        );
     }
 }

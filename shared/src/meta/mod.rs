@@ -150,11 +150,16 @@ impl BucUsage {
         let obj = v.as_object()?;
         let mut out: Option<BucUsage> = None;
         for (id, entries) in obj {
-            if object_id.is_some_and(|o| o != id) && obj.contains_key(object_id.unwrap_or_default()) {
+            if object_id.is_some_and(|o| o != id) && obj.contains_key(object_id.unwrap_or_default())
+            {
                 continue;
             }
             for e in entries.as_array().into_iter().flatten() {
-                let n = |k: &str| e[k].as_u64().or_else(|| e[k].as_f64().map(|f| f as u64)).unwrap_or(0);
+                let n = |k: &str| {
+                    e[k].as_u64()
+                        .or_else(|| e[k].as_f64().map(|f| f as u64))
+                        .unwrap_or(0)
+                };
                 let u = BucUsage {
                     call_count: n("call_count"),
                     total_cputime: n("total_cputime"),
@@ -198,16 +203,29 @@ impl MetaClient {
             .pool_max_idle_per_host(256)
             .build()
             .expect("reqwest client with static settings");
-        Self { http, base_url: base_url.trim_end_matches('/').to_string(), version: version.to_string() }
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            version: version.to_string(),
+        }
     }
 
     pub fn from_config(config: &Config) -> Self {
-        Self::with_timeout(&config.meta_graph_url, &config.meta_api_version, config.meta_timeout)
+        Self::with_timeout(
+            &config.meta_graph_url,
+            &config.meta_api_version,
+            config.meta_timeout,
+        )
     }
 
     /// `{base}/{version}/{path}`.
     pub fn url(&self, path: &str) -> String {
-        format!("{}/{}/{}", self.base_url, self.version, path.trim_start_matches('/'))
+        format!(
+            "{}/{}/{}",
+            self.base_url,
+            self.version,
+            path.trim_start_matches('/')
+        )
     }
 
     fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
@@ -240,14 +258,33 @@ impl MetaClient {
     }
 
     /// `POST /{phone_number_id}/messages` with a complete Cloud API message body.
-    pub async fn send_message(&self, token: &str, phone_number_id: &str, body: &Value) -> Result<SendResponse, MetaError> {
-        self.call(self.request(Method::POST, &format!("{phone_number_id}/messages"), token).json(body)).await
+    pub async fn send_message(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        body: &Value,
+    ) -> Result<SendResponse, MetaError> {
+        self.call(
+            self.request(Method::POST, &format!("{phone_number_id}/messages"), token)
+                .json(body),
+        )
+        .await
     }
 
     /// Marks an inbound message as read (and the ones before it).
-    pub async fn mark_read(&self, token: &str, phone_number_id: &str, wamid: &str) -> Result<(), MetaError> {
+    pub async fn mark_read(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        wamid: &str,
+    ) -> Result<(), MetaError> {
         let body = serde_json::json!({"messaging_product": "whatsapp", "status": "read", "message_id": wamid});
-        let _: Value = self.call(self.request(Method::POST, &format!("{phone_number_id}/messages"), token).json(&body)).await?;
+        let _: Value = self
+            .call(
+                self.request(Method::POST, &format!("{phone_number_id}/messages"), token)
+                    .json(&body),
+            )
+            .await?;
         Ok(())
     }
 
@@ -258,22 +295,42 @@ impl MetaClient {
 
     /// Downloads media from a URL returned by [`Self::media_info`], with the bearer token.
     /// Refuses bodies larger than `max_bytes`.
-    pub async fn download_media(&self, token: &str, url: &str, max_bytes: u64) -> Result<Bytes, MetaError> {
-        let res = self.http.get(url).bearer_auth(token).send().await.map_err(transport_error)?;
+    pub async fn download_media(
+        &self,
+        token: &str,
+        url: &str,
+        max_bytes: u64,
+    ) -> Result<Bytes, MetaError> {
+        let res = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(transport_error)?;
         let status = res.status().as_u16();
         if !(200..300).contains(&status) {
             let body = res.bytes().await.unwrap_or_default();
             return Err(match parse_graph_error(status, &body) {
                 Some(g) => MetaError::Graph(g),
-                None => MetaError::Unexpected { status, body: String::from_utf8_lossy(&body).chars().take(200).collect() },
+                None => MetaError::Unexpected {
+                    status,
+                    body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                },
             });
         }
         if res.content_length().is_some_and(|n| n > max_bytes) {
-            return Err(MetaError::Unexpected { status, body: format!("media larger than {max_bytes} bytes") });
+            return Err(MetaError::Unexpected {
+                status,
+                body: format!("media larger than {max_bytes} bytes"),
+            });
         }
         let body = res.bytes().await.map_err(transport_error)?;
         if body.len() as u64 > max_bytes {
-            return Err(MetaError::Unexpected { status, body: format!("media larger than {max_bytes} bytes") });
+            return Err(MetaError::Unexpected {
+                status,
+                body: format!("media larger than {max_bytes} bytes"),
+            });
         }
         Ok(body)
     }
@@ -290,41 +347,72 @@ impl MetaClient {
         let part = reqwest::multipart::Part::bytes(bytes)
             .file_name(filename.to_string())
             .mime_str(mime_type)
-            .map_err(|e| MetaError::Unexpected { status: 0, body: e.to_string() })?;
+            .map_err(|e| MetaError::Unexpected {
+                status: 0,
+                body: e.to_string(),
+            })?;
         let form = reqwest::multipart::Form::new()
             .text("messaging_product", "whatsapp")
             .text("type", mime_type.to_string())
             .part("file", part);
-        let res: MediaUploadResponse =
-            self.call(self.request(Method::POST, &format!("{phone_number_id}/media"), token).multipart(form)).await?;
+        let res: MediaUploadResponse = self
+            .call(
+                self.request(Method::POST, &format!("{phone_number_id}/media"), token)
+                    .multipart(form),
+            )
+            .await?;
         Ok(res.id)
     }
 
     /// Phone number details: display number, quality, throughput level, messaging limit.
-    pub async fn phone_number(&self, token: &str, phone_number_id: &str) -> Result<PhoneNumberInfo, MetaError> {
+    pub async fn phone_number(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+    ) -> Result<PhoneNumberInfo, MetaError> {
         let fields = "id,display_phone_number,verified_name,quality_rating,code_verification_status,name_status,\
                       status,platform_type,throughput,whatsapp_business_manager_messaging_limit";
-        self.call(self.request(Method::GET, phone_number_id, token).query(&[("fields", fields)])).await
+        self.call(
+            self.request(Method::GET, phone_number_id, token)
+                .query(&[("fields", fields)]),
+        )
+        .await
     }
 
     /// The numbers of a WABA.
-    pub async fn waba_phone_numbers(&self, token: &str, waba_id: &str) -> Result<GraphPage<PhoneNumberInfo>, MetaError> {
-        self.call(self.request(Method::GET, &format!("{waba_id}/phone_numbers"), token)).await
+    pub async fn waba_phone_numbers(
+        &self,
+        token: &str,
+        waba_id: &str,
+    ) -> Result<GraphPage<PhoneNumberInfo>, MetaError> {
+        self.call(self.request(Method::GET, &format!("{waba_id}/phone_numbers"), token))
+            .await
     }
 
     /// Embedded Signup: exchanges the code for a business token.
-    pub async fn exchange_code(&self, app_id: &str, app_secret: &str, code: &str) -> Result<String, MetaError> {
-        let req = self
-            .http
-            .get(self.url("oauth/access_token"))
-            .query(&[("client_id", app_id), ("client_secret", app_secret), ("code", code)]);
+    pub async fn exchange_code(
+        &self,
+        app_id: &str,
+        app_secret: &str,
+        code: &str,
+    ) -> Result<String, MetaError> {
+        let req = self.http.get(self.url("oauth/access_token")).query(&[
+            ("client_id", app_id),
+            ("client_secret", app_secret),
+            ("code", code),
+        ]);
         let res: AccessTokenResponse = self.call(req).await?;
         Ok(res.access_token)
     }
 
     /// The WABAs a business token may manage (`debug_token` granular scopes), for Embedded
     /// Signup sessions that did not report the WABA id.
-    pub async fn token_wabas(&self, app_id: &str, app_secret: &str, token: &str) -> Result<Vec<String>, MetaError> {
+    pub async fn token_wabas(
+        &self,
+        app_id: &str,
+        app_secret: &str,
+        token: &str,
+    ) -> Result<Vec<String>, MetaError> {
         let app_token = format!("{app_id}|{app_secret}");
         let req = self
             .http
@@ -345,20 +433,37 @@ impl MetaClient {
 
     /// Subscribes our app to the WABA's webhooks.
     pub async fn subscribe_app(&self, token: &str, waba_id: &str) -> Result<(), MetaError> {
-        let _: Value = self.call(self.request(Method::POST, &format!("{waba_id}/subscribed_apps"), token)).await?;
+        let _: Value = self
+            .call(self.request(Method::POST, &format!("{waba_id}/subscribed_apps"), token))
+            .await?;
         Ok(())
     }
 
     /// Registers a number for Cloud API use with its two-step verification PIN.
-    pub async fn register_number(&self, token: &str, phone_number_id: &str, pin: &str) -> Result<(), MetaError> {
+    pub async fn register_number(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        pin: &str,
+    ) -> Result<(), MetaError> {
         let body = serde_json::json!({"messaging_product": "whatsapp", "pin": pin});
-        let _: Value =
-            self.call(self.request(Method::POST, &format!("{phone_number_id}/register"), token).json(&body)).await?;
+        let _: Value = self
+            .call(
+                self.request(Method::POST, &format!("{phone_number_id}/register"), token)
+                    .json(&body),
+            )
+            .await?;
         Ok(())
     }
 
     /// One page of a WABA's message templates.
-    pub async fn list_templates(&self, token: &str, waba_id: &str, after: Option<&str>, limit: u32) -> Result<GraphPage<Value>, MetaError> {
+    pub async fn list_templates(
+        &self,
+        token: &str,
+        waba_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<GraphPage<Value>, MetaError> {
         let mut req = self
             .request(Method::GET, &format!("{waba_id}/message_templates"), token)
             .query(&[("limit", limit.to_string())]);
@@ -369,18 +474,45 @@ impl MetaClient {
     }
 
     /// Creates a template; Meta answers `{"id","status","category"}`.
-    pub async fn create_template(&self, token: &str, waba_id: &str, body: &Value) -> Result<Value, MetaError> {
-        self.call(self.request(Method::POST, &format!("{waba_id}/message_templates"), token).json(body)).await
+    pub async fn create_template(
+        &self,
+        token: &str,
+        waba_id: &str,
+        body: &Value,
+    ) -> Result<Value, MetaError> {
+        self.call(
+            self.request(Method::POST, &format!("{waba_id}/message_templates"), token)
+                .json(body),
+        )
+        .await
     }
 
     /// Edits a template's components or category.
-    pub async fn edit_template(&self, token: &str, template_id: &str, body: &Value) -> Result<Value, MetaError> {
-        self.call(self.request(Method::POST, template_id, token).json(body)).await
+    pub async fn edit_template(
+        &self,
+        token: &str,
+        template_id: &str,
+        body: &Value,
+    ) -> Result<Value, MetaError> {
+        self.call(self.request(Method::POST, template_id, token).json(body))
+            .await
     }
 
     /// Deletes a template by name (all languages), or one language by its id.
-    pub async fn delete_template(&self, token: &str, waba_id: &str, name: &str, hsm_id: Option<&str>) -> Result<(), MetaError> {
-        let mut req = self.request(Method::DELETE, &format!("{waba_id}/message_templates"), token).query(&[("name", name)]);
+    pub async fn delete_template(
+        &self,
+        token: &str,
+        waba_id: &str,
+        name: &str,
+        hsm_id: Option<&str>,
+    ) -> Result<(), MetaError> {
+        let mut req = self
+            .request(
+                Method::DELETE,
+                &format!("{waba_id}/message_templates"),
+                token,
+            )
+            .query(&[("name", name)]);
         if let Some(id) = hsm_id {
             req = req.query(&[("hsm_id", id)]);
         }
@@ -425,18 +557,29 @@ impl MetaClient {
         if !(200..300).contains(&status) {
             let err = match parse_graph_error(status, &body) {
                 Some(g) => MetaError::Graph(g),
-                None => MetaError::Unexpected { status, body: String::from_utf8_lossy(&body).chars().take(500).collect() },
+                None => MetaError::Unexpected {
+                    status,
+                    body: String::from_utf8_lossy(&body).chars().take(500).collect(),
+                },
             };
             return (Err(err), usage);
         }
-        let page = serde_json::from_slice(&body)
-            .map_err(|_| MetaError::Unexpected { status, body: String::from_utf8_lossy(&body).chars().take(500).collect() });
+        let page = serde_json::from_slice(&body).map_err(|_| MetaError::Unexpected {
+            status,
+            body: String::from_utf8_lossy(&body).chars().take(500).collect(),
+        });
         (page, usage)
     }
 
     /// Any GET on the Graph (e.g. the WABA's `pricing_analytics` field).
-    pub async fn get_json(&self, token: &str, path: &str, query: &[(&str, &str)]) -> Result<Value, MetaError> {
-        self.call(self.request(Method::GET, path, token).query(query)).await
+    pub async fn get_json(
+        &self,
+        token: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, MetaError> {
+        self.call(self.request(Method::GET, path, token).query(query))
+            .await
     }
 }
 
@@ -446,6 +589,9 @@ fn transport_error(e: reqwest::Error) -> MetaError {
     if e.is_timeout() {
         MetaError::Timeout { request_sent }
     } else {
-        MetaError::Transport { message: e.to_string(), request_sent }
+        MetaError::Transport {
+            message: e.to_string(),
+            request_sent,
+        }
     }
 }

@@ -12,14 +12,16 @@ use uuid::Uuid;
 use crate::jobs::{self, backoff, JobKind, Lane, NewJob};
 
 /// Base of the send retry backoff (`SEND_RETRY_BASE_MS`, default 2 s).
-pub static SEND_RETRY_BASE: backoff::Tunable = backoff::Tunable::new("SEND_RETRY_BASE_MS", Duration::from_secs(2));
+pub static SEND_RETRY_BASE: backoff::Tunable =
+    backoff::Tunable::new("SEND_RETRY_BASE_MS", Duration::from_secs(2));
 /// How long a send whose outcome is unknown (timeout after the request left) waits for Meta's
 /// status webhook before it is sent again (`SEND_UNKNOWN_OUTCOME_WAIT_MS`, default 30 s).
 pub static UNKNOWN_OUTCOME_WAIT: backoff::Tunable =
     backoff::Tunable::new("SEND_UNKNOWN_OUTCOME_WAIT_MS", Duration::from_secs(30));
 /// How often a message held for a new token checks again (`SEND_HOLD_RECHECK_MS`, default
 /// 60 s); saving a new token wakes held messages at once anyway.
-pub static HOLD_RECHECK: backoff::Tunable = backoff::Tunable::new("SEND_HOLD_RECHECK_MS", Duration::from_secs(60));
+pub static HOLD_RECHECK: backoff::Tunable =
+    backoff::Tunable::new("SEND_HOLD_RECHECK_MS", Duration::from_secs(60));
 
 /// Sends one outbound message (`messages.id`). Never sends a message that has a wamid.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,9 +58,13 @@ pub async fn enqueue_send(
     account_id: Uuid,
     trigger: &str,
 ) -> Result<Option<i64>, jobs::JobsError> {
-    let job = NewJob::new(SendMessage { message_id, account_id, trigger: trigger.into() })
-        .org(org_id)
-        .unique_key(format!("send:{message_id}"));
+    let job = NewJob::new(SendMessage {
+        message_id,
+        account_id,
+        trigger: trigger.into(),
+    })
+    .org(org_id)
+    .unique_key(format!("send:{message_id}"));
     jobs::enqueue(&mut *conn, job).await
 }
 

@@ -8,8 +8,8 @@ pub mod diag;
 pub mod download_media;
 pub mod maintenance;
 pub mod process_webhook;
-pub mod templates;
 pub mod send_message;
+pub mod templates;
 
 use wharf_shared::{
     inbox::jobs::{DownloadMedia, ProcessWebhook},

@@ -297,7 +297,18 @@ async fn handle_error(
         if super::campaigns::pause_for_template_error(pool, job.message_id, c).await? {
             // Not failed: the message waits in the paused campaign's gate and is sent after resume.
             let mut tx = pool.begin().await?;
-            record(&mut tx, job, m.org_id, attempt, AttemptRecord { outcome: "retry", wamid: None, error: Some(&err) }).await?;
+            record(
+                &mut tx,
+                job,
+                m.org_id,
+                attempt,
+                AttemptRecord {
+                    outcome: "retry",
+                    wamid: None,
+                    error: Some(&err),
+                },
+            )
+            .await?;
             sqlx::query("UPDATE messages SET send_attempts = send_attempts + 1 WHERE id = $1")
                 .bind(job.message_id)
                 .execute(&mut *tx)
