@@ -169,7 +169,15 @@ pub struct SendLimiter {
     /// After a Redis failure, decisions stay local until this instant (unix ms) instead of
     /// paying a connection timeout on every send; then one call probes Redis again.
     redis_down_until_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// When this process last switched from Redis to local decisions (unix ms, 0: never).
+    local_since_ms: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// The furthest ahead callers reserve slots ([`SendLimiter::acquire`]'s `max_reserve`). When
+/// Redis fails, slots already reserved through it are still being used for this long, so the
+/// process-local fallback holds off for as long before granting anything of its own: the two
+/// schedules never overlap into more than Meta's rate.
+pub const RESERVATION_HORIZON: Duration = Duration::from_secs(2);
 
 /// Longest a limiter decision waits for Redis before deciding locally.
 const REDIS_CALL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -192,6 +200,7 @@ impl SendLimiter {
             slow_down: Arc::new(redis::Script::new(SLOW_DOWN)),
             clock: DefaultClock::default(),
             redis_down_until_ms: Arc::default(),
+            local_since_ms: Arc::default(),
         }
     }
 
@@ -231,6 +240,8 @@ impl SendLimiter {
             .redis_down_until_ms
             .swap(until, std::sync::atomic::Ordering::Relaxed);
         if previous == 0 {
+            self.local_since_ms
+                .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(error = %err, "Redis rate limiter unavailable; this process uses its share of each limit");
         }
     }
@@ -281,6 +292,16 @@ impl SendLimiter {
     }
 
     fn acquire_local(&self, buckets: &[Bucket]) -> Decision {
+        let since = self
+            .local_since_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if since != 0 {
+            let held = now_ms() - since;
+            let horizon = RESERVATION_HORIZON.as_millis() as i64;
+            if held < horizon {
+                return Decision::Wait(Duration::from_millis((horizon - held) as u64));
+            }
+        }
         let share = if self.redis.is_configured() {
             self.local_share
         } else {

@@ -31,7 +31,7 @@ use crate::{deps::WorkerDeps, registry::JobContext};
 
 /// A send may reserve its slot this far ahead and sleep until it; further ones defer the job.
 /// The outbound lane's concurrency bounds how many slots are reserved at once.
-const MAX_RESERVE: Duration = Duration::from_secs(2);
+const MAX_RESERVE: Duration = wharf_shared::ratelimit::RESERVATION_HORIZON;
 /// Waits shorter than this (process-local limiter, which cannot reserve) are slept in place.
 const SLEEP_IN_PLACE: Duration = Duration::from_millis(250);
 /// Pair-rate refusals (131056) before the message is failed as retryable.
