@@ -132,42 +132,41 @@ async fn get_job(
 /// Retry a dead, cancelled or failed job now (its error history is kept).
 #[utoipa::path(post, path = "/admin/jobs/{id}/retry", tag = "jobs",
     responses((status = 200, description = "`{data: job}`"), (status = 404), (status = 409)))]
-async fn retry_job(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let org = scope(&auth)?;
-    let id = parse_job_id(&id)?;
-    let existing = admin::get_job(&state.db, org, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Job"))?;
-    if !admin::retry_job(&state.db, org, id).await? {
-        return Err(ApiError::Conflict(format!(
-            "A {} job cannot be retried",
-            existing.summary.state
-        )));
-    }
-    let job = admin::get_job(&state.db, org, id).await?;
-    Ok(Json(json!({ "data": job })))
+async fn retry_job(state: State<AppState>, auth: Auth, id: Path<String>) -> ApiResult<Json<Value>> {
+    act_on_job(state, auth, id, BulkJobAction::Retry).await
 }
 
 /// Cancel a pending or scheduled job; a running one is told to stop.
 #[utoipa::path(post, path = "/admin/jobs/{id}/cancel", tag = "jobs",
     responses((status = 200, description = "`{data: job}`"), (status = 404), (status = 409)))]
 async fn cancel_job(
+    state: State<AppState>,
+    auth: Auth,
+    id: Path<String>,
+) -> ApiResult<Json<Value>> {
+    act_on_job(state, auth, id, BulkJobAction::Cancel).await
+}
+
+/// Retries or cancels one job: 404 when the caller cannot see it, 409 when its state does not
+/// allow the action.
+async fn act_on_job(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
+    action: BulkJobAction,
 ) -> ApiResult<Json<Value>> {
     let org = scope(&auth)?;
     let id = parse_job_id(&id)?;
     let existing = admin::get_job(&state.db, org, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Job"))?;
-    if !admin::cancel_job(&state.db, org, id).await? {
+    let (done, verb) = match action {
+        BulkJobAction::Retry => (admin::retry_job(&state.db, org, id).await?, "retried"),
+        BulkJobAction::Cancel => (admin::cancel_job(&state.db, org, id).await?, "cancelled"),
+    };
+    if !done {
         return Err(ApiError::Conflict(format!(
-            "A {} job cannot be cancelled",
+            "A {} job cannot be {verb}",
             existing.summary.state
         )));
     }

@@ -296,24 +296,7 @@ async fn handle_error(
     if let Some(c @ (132001 | 132015 | 132016)) = code {
         if super::campaigns::pause_for_template_error(pool, job.message_id, c).await? {
             // Not failed: the message waits in the paused campaign's gate and is sent after resume.
-            let mut tx = pool.begin().await?;
-            record(
-                &mut tx,
-                job,
-                m.org_id,
-                attempt,
-                AttemptRecord {
-                    outcome: "retry",
-                    wamid: None,
-                    error: Some(&err),
-                },
-            )
-            .await?;
-            sqlx::query("UPDATE messages SET send_attempts = send_attempts + 1 WHERE id = $1")
-                .bind(job.message_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            note_attempt(pool, job, m.org_id, attempt, "retry", &err, None).await?;
             return Ok(JobOutcome::snooze_for(Duration::from_secs(1)));
         }
     }
@@ -325,20 +308,7 @@ async fn handle_error(
             retry_or_fail(pool, job, m, attempt, &err, last_try).await
         }
         (ErrorClass::RecipientDelay, _) => {
-            let mut tx = pool.begin().await?;
-            record(
-                &mut tx,
-                job,
-                m.org_id,
-                attempt,
-                AttemptRecord {
-                    outcome: "retry",
-                    wamid: None,
-                    error: Some(&err),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            note_attempt(pool, job, m.org_id, attempt, "retry", &err, None).await?;
             if m.pair_delays + 1 >= MAX_PAIR_DELAYS {
                 fail(pool, job, m.org_id, attempt, Some(&err), "", true).await?;
                 return Ok(JobOutcome::Discard("pair rate limit persisted".into()));
@@ -414,24 +384,16 @@ async fn handle_error(
             Ok(JobOutcome::Discard("131048 spam rate limit".into()))
         }
         (ErrorClass::Retryable, _) if err.outcome_unknown() => {
-            let mut tx = pool.begin().await?;
-            record(
-                &mut tx,
+            note_attempt(
+                pool,
                 job,
                 m.org_id,
                 attempt,
-                AttemptRecord {
-                    outcome: "unknown",
-                    wamid: None,
-                    error: Some(&err),
-                },
+                "unknown",
+                &err,
+                Some("outcome_unknown"),
             )
             .await?;
-            sqlx::query("UPDATE messages SET hold_reason = 'outcome_unknown', send_attempts = send_attempts + 1 WHERE id = $1")
-                .bind(job.message_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
             if last_try || attempt >= MAX_TOTAL_ATTEMPTS {
                 fail(pool, job, m.org_id, attempt, Some(&err), "", true).await?;
                 return Ok(JobOutcome::Discard(
@@ -468,26 +430,44 @@ async fn retry_or_fail(
             "gave up after {attempt} attempts: {err}"
         )));
     }
+    note_attempt(pool, job, m.org_id, attempt, "retry", err, None).await?;
+    // The runtime retries after the kind's backoff.
+    Err(anyhow::anyhow!("{err}"))
+}
+
+/// Records an attempt that did not settle the message and counts it; `hold` says why the
+/// message now waits (`token_invalid`, `outcome_unknown`).
+async fn note_attempt(
+    pool: &PgPool,
+    job: &SendMessage,
+    org_id: Uuid,
+    attempt: i32,
+    outcome: &str,
+    err: &MetaError,
+    hold: Option<&str>,
+) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     record(
         &mut tx,
         job,
-        m.org_id,
+        org_id,
         attempt,
         AttemptRecord {
-            outcome: "retry",
+            outcome,
             wamid: None,
             error: Some(err),
         },
     )
     .await?;
-    sqlx::query("UPDATE messages SET send_attempts = send_attempts + 1 WHERE id = $1")
-        .bind(job.message_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE messages SET send_attempts = send_attempts + 1, hold_reason = COALESCE($2, hold_reason) WHERE id = $1",
+    )
+    .bind(job.message_id)
+    .bind(hold)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
-    // The runtime retries after the kind's backoff.
-    Err(anyhow::anyhow!("{err}"))
+    Ok(())
 }
 
 async fn hold(pool: &PgPool, message_id: Uuid, reason: &str) -> anyhow::Result<()> {
