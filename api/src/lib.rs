@@ -82,7 +82,13 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     if !config.is_production() {
         db::ensure_database(&url).await?;
     }
-    let pool = db::lazy_pool(&url, db::PoolSettings::default())?;
+    let pool = db::lazy_pool(
+        &url,
+        db::PoolSettings {
+            max_connections: config.database_pool_size,
+            ..Default::default()
+        },
+    )?;
     db::migrate(&pool).await?;
     let redis = RedisHandle::connect(&config).await;
     let state = AppState::new(config, pool, redis);

@@ -34,6 +34,8 @@ pub enum LogFormat {
 pub struct Config {
     pub environment: Environment,
     pub database_url: Secret<String>,
+    /// Connections of the api's pool (`DATABASE_POOL_SIZE`).
+    pub database_pool_size: u32,
     /// `None` when `REDIS_URL=none`: everything runs on one machine with process-local limits.
     pub redis_url: Option<Secret<String>>,
     /// Prefix for every Redis key, so tests (and several deployments) can share one Redis.
@@ -156,6 +158,7 @@ impl Config {
                 get("DATABASE_URL")
                     .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/wharf".into()),
             ),
+            database_pool_size: parse_or("DATABASE_POOL_SIZE", get("DATABASE_POOL_SIZE"), "20")?,
             redis_url,
             redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "wharf".into()),
             api_addr: parse_or("API_ADDR", get("API_ADDR"), "127.0.0.1:8080")?,

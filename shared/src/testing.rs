@@ -98,7 +98,7 @@ impl TestDb {
         let pool = db::lazy_pool(
             &url,
             PoolSettings {
-                max_connections: 10,
+                max_connections: 4,
                 ..Default::default()
             },
         )

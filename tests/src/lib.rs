@@ -76,6 +76,8 @@ impl TestApp {
                 format!("test-{}", Uuid::new_v4().simple()),
             ),
             ("API_ADDR".into(), "127.0.0.1:0".into()),
+            // Tests run in parallel against one Postgres (max_connections 100 by default).
+            ("DATABASE_POOL_SIZE".into(), "8".into()),
         ]);
         for (k, v) in settings {
             vars.insert(k.to_string(), v.to_string());

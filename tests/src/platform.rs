@@ -102,7 +102,7 @@ impl Platform {
             ("WORKER_POLL_MS", "50"),
             ("WORKER_METRICS_ADDR", "none"),
             ("WORKER_SHUTDOWN_GRACE_SECS", "1"),
-            ("WORKER_DB_POOL_SIZE", "6"),
+            ("WORKER_DB_POOL_SIZE", "4"),
             ("WORKER_RESCUE_INTERVAL_SECS", "1"),
         ];
         let config = WorkerConfig::from_lookup(self.app.db.url.clone(), |k| {

@@ -114,6 +114,7 @@ impl Setup {
                 "outbound=32,inbound=8,bulk=4,maintenance=2",
             )
             .env("WORKER_METRICS_ADDR", "none")
+            .env("WORKER_DB_POOL_SIZE", "8")
             .env("WORKER_POLL_MS", "100")
             .env("WORKER_LEASE_SECS", "3")
             .env("WORKER_RESCUE_INTERVAL_SECS", "1")

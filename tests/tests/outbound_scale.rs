@@ -67,6 +67,7 @@ impl Run {
             .env("WORKER_LANES", "outbound,inbound")
             .env("WORKER_CONCURRENCY", "outbound=32,inbound=8")
             .env("WORKER_METRICS_ADDR", "none")
+            .env("WORKER_DB_POOL_SIZE", "8")
             .env("WORKER_POLL_MS", "100")
             .env("WORKER_LEASE_SECS", "3")
             .env("WORKER_RESCUE_INTERVAL_SECS", "1")
