@@ -64,7 +64,8 @@ impl Platform {
         Self::start_without_worker_with(&[]).await
     }
 
-    async fn start_without_worker_with(settings: &[(&str, &str)]) -> Self {
+    /// Simulator + API with extra settings; no job runs until [`Self::start_worker`].
+    pub async fn start_without_worker_with(settings: &[(&str, &str)]) -> Self {
         // Media retries in tens of milliseconds, not seconds.
         set_media_retry_base(Duration::from_millis(40));
         let sim = wharf_sim::spawn(wharf_sim::SimConfig {

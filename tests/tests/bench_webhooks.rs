@@ -19,7 +19,8 @@ async fn webhook_ingestion_rate_and_latency() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let concurrency = 64;
-    let p = Platform::start_without_worker().await;
+    // The api's pool sized for the load, as a production deployment would be.
+    let p = Platform::start_without_worker_with(&[("DATABASE_POOL_SIZE", "32")]).await;
     let admin = p.app.register_org("Bench Co").await;
     let number = p.connect_number(admin.org_id).await;
     let secret = p.app_secret();
@@ -52,7 +53,8 @@ async fn webhook_ingestion_rate_and_latency() {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(r.status(), 200);
+            let status = r.status();
+            assert_eq!(status, 200, "{}", r.text().await.unwrap_or_default());
             t.elapsed()
         }
     }))
