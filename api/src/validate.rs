@@ -119,6 +119,17 @@ impl Violations {
         }
     }
 
+    /// An optional value from a fixed set: a 422 of type `enum` naming the allowed values.
+    pub fn one_of(&mut self, field: &str, value: Option<&str>, allowed: &[&str]) {
+        if value.is_some_and(|v| !allowed.contains(&v)) {
+            self.add_kind(
+                field,
+                format!("must be one of {}", allowed.join(", ")),
+                "enum",
+            );
+        }
+    }
+
     pub fn future(&mut self, field: &str, value: Option<DateTime<Utc>>) {
         if let Some(t) = value {
             if t <= Utc::now() {

@@ -175,16 +175,8 @@ impl ListOrgsQuery {
 impl Validate for ListOrgsQuery {
     fn validate(&self, v: &mut Violations) {
         self.paging().check(v);
-        if let Some(s) = &self.sort_by {
-            if !SORTABLE.iter().any(|(k, _)| k == s) {
-                let allowed: Vec<&str> = SORTABLE.iter().map(|(k, _)| *k).collect();
-                v.add_kind(
-                    "sortBy",
-                    format!("must be one of {}", allowed.join(", ")),
-                    "enum",
-                );
-            }
-        }
+        let sortable: Vec<&str> = SORTABLE.iter().map(|(k, _)| *k).collect();
+        v.one_of("sortBy", self.sort_by.as_deref(), &sortable);
         if let Some(o) = &self.sort_order {
             if o != "asc" && o != "desc" {
                 v.add_kind("sortOrder", "must be asc or desc", "enum");

@@ -212,17 +212,7 @@ impl Validate for ListQuery {
             limit: self.limit,
         }
         .check(v);
-        if self
-            .status
-            .as_deref()
-            .is_some_and(|s| !STATUSES.contains(&s))
-        {
-            v.add_kind(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-                "enum",
-            );
-        }
+        v.one_of("status", self.status.as_deref(), &STATUSES);
     }
 }
 
@@ -1128,17 +1118,7 @@ impl Validate for DetailQuery {
             limit: self.limit,
         }
         .check(v);
-        if self
-            .status
-            .as_deref()
-            .is_some_and(|s| !RECIPIENT_STATUSES.contains(&s))
-        {
-            v.add_kind(
-                "status",
-                format!("must be one of {}", RECIPIENT_STATUSES.join(", ")),
-                "enum",
-            );
-        }
+        v.one_of("status", self.status.as_deref(), &RECIPIENT_STATUSES);
     }
 }
 
@@ -1404,17 +1384,7 @@ pub struct ExportQuery {
 
 impl Validate for ExportQuery {
     fn validate(&self, v: &mut Violations) {
-        if self
-            .status
-            .as_deref()
-            .is_some_and(|s| !RECIPIENT_STATUSES.contains(&s))
-        {
-            v.add_kind(
-                "status",
-                format!("must be one of {}", RECIPIENT_STATUSES.join(", ")),
-                "enum",
-            );
-        }
+        v.one_of("status", self.status.as_deref(), &RECIPIENT_STATUSES);
     }
 }
 

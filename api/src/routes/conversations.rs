@@ -183,18 +183,6 @@ fn parse_assigned(raw: &str) -> Option<Assigned> {
     }
 }
 
-fn check_enum(v: &mut Violations, field: &str, value: Option<&str>, allowed: &[&str]) {
-    if let Some(value) = value {
-        if !allowed.contains(&value) {
-            v.add_kind(
-                field,
-                format!("must be one of {}", allowed.join(", ")),
-                "enum",
-            );
-        }
-    }
-}
-
 /// Filters shared by the list and the counts.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -219,9 +207,9 @@ pub struct ListConversationsQuery {
 
 impl Validate for ListConversationsQuery {
     fn validate(&self, v: &mut Violations) {
-        check_enum(v, "status", self.status.as_deref(), &STATUSES);
-        check_enum(v, "subFilter", self.sub_filter.as_deref(), &SUB_FILTERS);
-        check_enum(v, "sort", self.sort.as_deref(), &SORTS);
+        v.one_of("status", self.status.as_deref(), &STATUSES);
+        v.one_of("subFilter", self.sub_filter.as_deref(), &SUB_FILTERS);
+        v.one_of("sort", self.sort.as_deref(), &SORTS);
         if self
             .assigned_to
             .as_deref()
