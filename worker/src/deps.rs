@@ -4,6 +4,8 @@
 
 use std::{path::PathBuf, sync::Arc};
 
+use crate::send_ledger::SendLedger;
+
 use wharf_shared::{
     crypto::SecretBox, meta::MetaClient, ratelimit::SendLimiter, redis_conn::RedisHandle, Config,
 };
@@ -17,6 +19,8 @@ pub struct Inner {
     pub blob_dir: PathBuf,
     /// Meta's per-number and per-recipient send limits, shared by all workers through Redis.
     pub limiter: SendLimiter,
+    /// Group commit of the send path's writes (one per process).
+    pub ledger: SendLedger,
 }
 
 impl WorkerDeps {
@@ -30,6 +34,7 @@ impl WorkerDeps {
                 &config.redis_prefix,
                 worker_replicas(),
             ),
+            ledger: SendLedger::default(),
         }))
     }
 }

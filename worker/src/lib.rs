@@ -13,6 +13,7 @@ pub mod metrics;
 mod outcomes;
 pub mod registry;
 mod runtime;
+pub mod send_ledger;
 
 pub use config::WorkerConfig;
 pub use deps::WorkerDeps;

@@ -156,20 +156,27 @@ pub async fn fetch(
     let per_org = limit.div_ceil(orgs.len()) as i64;
 
     // Candidates are ranked within their org (priority, then due time) and taken rank by rank
-    // in walk order: every org's first job before any org's second.
+    // in walk order: every org's first job before any org's second. The candidate scan itself
+    // skips rows another worker holds: without that, concurrent fetchers of one org all pick
+    // the same first N candidates, the later ones find them locked and come back empty (two
+    // worker processes drained slower than one).
     let jobs = sqlx::query_as::<_, FetchedJob>(
         r#"
         WITH candidates AS (
             SELECT c.id, c.rank, o.pos
             FROM UNNEST($2::uuid[]) WITH ORDINALITY AS o(fair_key, pos)
             CROSS JOIN LATERAL (
-                SELECT j.id, row_number() OVER (ORDER BY j.priority, j.run_at, j.id) AS rank
-                FROM jobs j
-                WHERE j.lane = $1 AND j.fair_key = o.fair_key
-                  AND j.state IN ('available', 'scheduled', 'retryable')
-                  AND j.run_at <= now()
-                ORDER BY j.priority, j.run_at, j.id
-                LIMIT $3
+                SELECT s.id, row_number() OVER (ORDER BY s.priority, s.run_at, s.id) AS rank
+                FROM (
+                    SELECT j.id, j.priority, j.run_at
+                    FROM jobs j
+                    WHERE j.lane = $1 AND j.fair_key = o.fair_key
+                      AND j.state IN ('available', 'scheduled', 'retryable')
+                      AND j.run_at <= now()
+                    ORDER BY j.priority, j.run_at, j.id
+                    LIMIT $3
+                    FOR UPDATE SKIP LOCKED
+                ) AS s
             ) AS c
         ),
         locked AS (

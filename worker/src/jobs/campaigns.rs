@@ -32,12 +32,15 @@ use wharf_shared::{
     templates::rules,
 };
 
-use crate::registry::JobContext;
+use crate::{registry::JobContext, send_ledger::SendLedger};
 
 /// Seconds of the number's rate kept queued ahead of the senders.
 const WINDOW_SECS: f64 = 2.0;
 /// Largest slice claimed by one transaction.
 const MAX_SLICE: i64 = 1000;
+/// Sends are scheduled this much faster than the number's rate, so they are always due
+/// before the limiter lets them go.
+const DUE_AHEAD: f64 = 1.25;
 /// Pause between two iterations of the loop.
 const TICK: Duration = Duration::from_millis(200);
 /// A dispatcher gives its bulk slot back (snoozes) after this long, so many campaigns share
@@ -75,6 +78,8 @@ pub async fn launch_due(ctx: JobContext, _job: LaunchDue) -> anyhow::Result<JobO
 pub async fn dispatch(ctx: JobContext, job: DispatchCampaign) -> anyhow::Result<JobOutcome> {
     let pool = &ctx.pool;
     let started = Instant::now();
+    // Where the schedule of this dispatcher's sends has reached (see `dispatch_slice`).
+    let mut next_due = chrono::Utc::now();
     loop {
         if ctx.cancel.is_cancelled() {
             return Ok(JobOutcome::snooze_for(Duration::ZERO));
@@ -110,7 +115,8 @@ pub async fn dispatch(ctx: JobContext, job: DispatchCampaign) -> anyhow::Result<
         let budget = (window - in_flight).min(MAX_SLICE);
         let mut claimed = 0;
         if budget > 0 {
-            claimed = dispatch_slice(pool, job.campaign_id, &c, budget).await?;
+            claimed =
+                dispatch_slice(pool, job.campaign_id, &c, budget, rate, &mut next_due).await?;
         }
         if claimed == 0 && budget > 0 {
             // Nothing claimable: either everything is claimed or another dispatcher holds the
@@ -132,6 +138,11 @@ pub async fn dispatch(ctx: JobContext, job: DispatchCampaign) -> anyhow::Result<
         }
         if started.elapsed() > MAX_RUN {
             return Ok(JobOutcome::snooze_for(Duration::ZERO));
+        }
+        if claimed as i64 == MAX_SLICE && budget == MAX_SLICE {
+            // A full slice and the window still has room (a fast number): claim the next one
+            // at once; the tick only paces numbers whose window is full.
+            continue;
         }
         tokio::select! {
             _ = ctx.cancel.cancelled() => return Ok(JobOutcome::snooze_for(Duration::ZERO)),
@@ -188,11 +199,18 @@ struct Claimed {
 
 /// Claims up to `limit` pending recipients and turns them into queued messages with their send
 /// jobs, in one transaction. Returns how many were claimed.
+/// Claims up to `limit` pending recipients and queues their sends. The send jobs are due one
+/// after another at a little above the number's `rate` (continuing from `next_due`), not all at
+/// once: the lane fetches by due time, so two campaigns on numbers of different speeds
+/// interleave by schedule instead of the slow number's sends waiting behind the fast number's
+/// whole window. The limiter still sets the exact pace.
 async fn dispatch_slice(
     pool: &PgPool,
     campaign_id: Uuid,
     c: &CampaignRow,
     limit: i64,
+    rate: f64,
+    next_due: &mut chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     // Re-checked under the row lock: a pause or cancel committed before this point stops the
@@ -335,9 +353,12 @@ async fn dispatch_slice(
     .bind(&msg_ids)
     .execute(&mut *tx)
     .await?;
+    let spacing = chrono::Duration::microseconds((1e6 / (rate * DUE_AHEAD)).max(1.0) as i64);
+    let first = (*next_due).max(chrono::Utc::now());
     let jobs: Vec<NewJob<SendMessage>> = msg_ids
         .iter()
-        .map(|id| {
+        .enumerate()
+        .map(|(i, id)| {
             NewJob::new(SendMessage {
                 message_id: *id,
                 account_id: c.account_id,
@@ -345,9 +366,11 @@ async fn dispatch_slice(
             })
             .org(c.org_id)
             .priority(SEND_PRIORITY)
+            .run_at(first + spacing * i as i32)
             .unique_key(format!("send:{id}"))
         })
         .collect();
+    *next_due = first + spacing * msg_ids.len() as i32;
     jobs::enqueue_many(&mut *tx, jobs).await?;
     tx.commit().await?;
     Ok(msg_ids.len())
@@ -362,16 +385,13 @@ const IN_FLIGHT_WAIT: Duration = Duration::from_secs(30);
 /// Called by the send job right before it hands the request to Meta (after the limiter, which
 /// may have slept): a campaign paused or cancelled meanwhile stops the send here
 /// (`Some(outcome)`); otherwise the message is marked as possibly in flight.
-pub async fn before_send(pool: &PgPool, message_id: Uuid) -> anyhow::Result<Option<JobOutcome>> {
-    let marked = sqlx::query(
-        "UPDATE messages m SET send_started_at = now()
-          WHERE m.id = $1 AND NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.id = m.campaign_id
-                                             AND c.status IN ('PAUSED', 'CANCELLED'))",
-    )
-    .bind(message_id)
-    .execute(pool)
-    .await?;
-    if marked.rows_affected() > 0 {
+pub async fn before_send(
+    pool: &PgPool,
+    ledger: &SendLedger,
+    message_id: Uuid,
+) -> anyhow::Result<Option<JobOutcome>> {
+    let marked = ledger.mark_started(pool, message_id).await?;
+    if marked {
         return Ok(None);
     }
     Ok(Some(send_gate(pool, message_id).await?.unwrap_or_else(
@@ -379,11 +399,12 @@ pub async fn before_send(pool: &PgPool, message_id: Uuid) -> anyhow::Result<Opti
     )))
 }
 
+/// What the gate decides from (the send job loads it with the message, in one query).
 #[derive(sqlx::FromRow)]
-struct GateRow {
-    campaign_status: Option<String>,
-    send_started_at: Option<chrono::DateTime<chrono::Utc>>,
-    last_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+pub struct GateRow {
+    pub campaign_status: Option<String>,
+    pub send_started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The send job's gate, right after it loaded a queued, unsent message: `Some(outcome)` stops
@@ -403,7 +424,18 @@ pub async fn send_gate(pool: &PgPool, message_id: Uuid) -> anyhow::Result<Option
     .bind(message_id)
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
+    match row {
+        Some(row) => gate(pool, message_id, row).await,
+        None => Ok(None),
+    }
+}
+
+/// [`send_gate`] with the row already loaded.
+pub async fn gate(
+    pool: &PgPool,
+    message_id: Uuid,
+    row: GateRow,
+) -> anyhow::Result<Option<JobOutcome>> {
     if let Some(started) = row.send_started_at {
         if row.last_attempt_at.is_none_or(|a| a < started) {
             let waited = (chrono::Utc::now() - started).to_std().unwrap_or_default();

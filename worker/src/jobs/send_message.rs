@@ -27,7 +27,7 @@ use wharf_shared::{
     ratelimit::{Bucket, Decision},
 };
 
-use crate::{deps::WorkerDeps, registry::JobContext};
+use crate::{deps::WorkerDeps, registry::JobContext, send_ledger::Sent};
 
 /// A send may reserve its slot this far ahead and sleep until it; further ones defer the job.
 /// The outbound lane's concurrency bounds how many slots are reserved at once.
@@ -57,6 +57,8 @@ struct Row {
     throughput_level: Option<String>,
     last_attempt_at: Option<DateTime<Utc>>,
     pair_delays: i64,
+    campaign_status: Option<String>,
+    send_started_at: Option<DateTime<Utc>>,
 }
 
 /// What one attempt ended as, for the attempts table.
@@ -78,8 +80,10 @@ pub async fn run(
                 (SELECT max(finished_at) FROM message_attempts WHERE message_id = m.id) AS last_attempt_at,
                 (SELECT count(*) FROM message_attempts WHERE message_id = m.id AND error_code = 131056
                    AND finished_at > coalesce((SELECT max(finished_at) FROM message_attempts
-                                                WHERE message_id = m.id AND outcome = 'sent'), '-infinity')) AS pair_delays
+                                                WHERE message_id = m.id AND outcome = 'sent'), '-infinity')) AS pair_delays,
+                c.status AS campaign_status, m.send_started_at
            FROM messages m JOIN whatsapp_accounts a ON a.id = m.account_id
+                LEFT JOIN campaigns c ON c.id = m.campaign_id
           WHERE m.id = $1",
     )
     .bind(job.message_id)
@@ -94,7 +98,12 @@ pub async fn run(
         return Ok(JobOutcome::Complete);
     }
     // ---- campaigns (issue #6): a paused campaign's message waits, a cancelled one's is dropped ----
-    if let Some(outcome) = super::campaigns::send_gate(pool, job.message_id).await? {
+    let gate = super::campaigns::GateRow {
+        campaign_status: m.campaign_status.clone(),
+        send_started_at: m.send_started_at,
+        last_attempt_at: m.last_attempt_at,
+    };
+    if let Some(outcome) = super::campaigns::gate(pool, job.message_id, gate).await? {
         return Ok(outcome);
     }
     // ---- end campaigns ----
@@ -201,7 +210,8 @@ pub async fn run(
     }
 
     // ---- campaigns (issue #6): last pause/cancel check, then mark the request as possibly in flight ----
-    if let Some(outcome) = super::campaigns::before_send(pool, job.message_id).await? {
+    if let Some(outcome) = super::campaigns::before_send(pool, &deps.ledger, job.message_id).await?
+    {
         return Ok(outcome);
     }
     // ---- end campaigns ----
@@ -215,34 +225,18 @@ pub async fn run(
         .await
     {
         Ok(resp) => {
-            let wamid = resp.wamid().unwrap_or_default().to_string();
-            let mut tx = pool.begin().await?;
-            // A status webhook may have adopted the wamid first (biz_opaque_callback_data):
-            // keep its status if it is further along.
-            sqlx::query(
-                "UPDATE messages SET wamid = COALESCE(wamid, $2),
-                        status = CASE WHEN message_status_rank(status) < 1 THEN 'sent' ELSE status END,
-                        sent_at = COALESCE(sent_at, now()), hold_reason = NULL, error = NULL, error_code = NULL,
-                        retryable = NULL, send_attempts = send_attempts + 1
-                  WHERE id = $1",
-            )
-            .bind(job.message_id)
-            .bind(&wamid)
-            .execute(&mut *tx)
-            .await?;
-            record(
-                &mut tx,
-                &job,
-                m.org_id,
-                m.send_attempts + 1,
-                AttemptRecord {
-                    outcome: "sent",
-                    wamid: Some(&wamid),
-                    error: None,
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            deps.ledger
+                .record_sent(
+                    pool,
+                    Sent {
+                        message_id: job.message_id,
+                        org_id: m.org_id,
+                        attempt: m.send_attempts + 1,
+                        wamid: resp.wamid().unwrap_or_default().to_string(),
+                        trigger: job.trigger.clone(),
+                    },
+                )
+                .await?;
             Ok(JobOutcome::Complete)
         }
         Err(e) => handle_error(&ctx, &deps, &job, &m, &account, &number, e).await,
