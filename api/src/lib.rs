@@ -11,6 +11,7 @@ pub mod extract;
 pub mod routes;
 pub mod state;
 pub mod validate;
+pub mod webhook_ingest;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -5,7 +5,10 @@ use std::{ops::Deref, sync::Arc};
 use sqlx::PgPool;
 use wharf_shared::{crypto::SecretBox, redis_conn::RedisHandle, Config};
 
-use crate::auth::{jwt::JwtKeys, throttle::LoginThrottle};
+use crate::{
+    auth::{jwt::JwtKeys, throttle::LoginThrottle},
+    webhook_ingest::WebhookIngest,
+};
 
 #[derive(Clone)]
 pub struct AppState(Arc<AppStateInner>);
@@ -17,9 +20,12 @@ pub struct AppStateInner {
     pub jwt: JwtKeys,
     pub login_throttle: LoginThrottle,
     pub secrets: SecretBox,
+    /// Group-commits Meta webhooks: its batchers run as long as this state lives.
+    pub webhook_ingest: WebhookIngest,
 }
 
 impl AppState {
+    /// Must run inside a tokio runtime: it starts the webhook ingestion batchers.
     pub fn new(config: Config, db: PgPool, redis: RedisHandle) -> Self {
         let jwt = JwtKeys::new(config.jwt_secret.expose().as_bytes());
         let login_throttle = LoginThrottle::new(
@@ -27,6 +33,7 @@ impl AppState {
             config.login_attempts_per_ip_per_minute,
         );
         let secrets = SecretBox::new(config.secret_key.expose());
+        let webhook_ingest = WebhookIngest::start(db.clone());
         Self(Arc::new(AppStateInner {
             config,
             db,
@@ -34,6 +41,7 @@ impl AppState {
             jwt,
             login_throttle,
             secrets,
+            webhook_ingest,
         }))
     }
 }

@@ -136,6 +136,211 @@ async fn bad_or_missing_signatures_are_rejected_and_nothing_is_stored() {
     assert_eq!(counts(&p).await.0, 1, "the same body is stored once");
 }
 
+/// Concurrent deliveries share transactions (group commit): every 200 means stored with its
+/// job, each distinct body is stored once with one job, and routing is per event.
+#[tokio::test]
+async fn concurrent_deliveries_with_duplicates_store_each_event_once_with_one_job() {
+    let p = Platform::start_without_worker().await;
+    let org_a = p.app.register_org("Burst A").await;
+    let org_b = p.app.register_org("Burst B").await;
+    let a = p.connect_number(org_a.org_id).await;
+    let b = p.connect_number(org_b.org_id).await;
+    let channel = p
+        .connect_channel(org_a.org_id, "burst-secret", "burst-verify")
+        .await;
+    let mut unknown = a.clone();
+    unknown.phone_number_id = "999999".into();
+    let status = |i: usize| {
+        json!({"statuses": [{"id": format!("wamid.burst{i}"), "status": "delivered",
+                             "timestamp": "1750030073", "recipient_id": "15550001111"}]})
+    };
+    // 120 distinct bodies: routed to A, to B, to the channel, unknown number, two numbers.
+    let platform = "/webhooks/whatsapp".to_string();
+    let chan = format!("/webhooks/whatsapp/{}", channel.account_id);
+    let bodies: Vec<(String, String, Vec<u8>)> = (0..120)
+        .map(|i| {
+            let (path, secret, event) = match i % 5 {
+                0 | 1 => (&platform, p.app_secret(), messages_webhook(&a, status(i))),
+                2 => (&platform, p.app_secret(), messages_webhook(&b, status(i))),
+                3 => (
+                    &chan,
+                    "burst-secret".into(),
+                    messages_webhook(&channel, status(i)),
+                ),
+                _ if i % 2 == 0 => (
+                    &platform,
+                    p.app_secret(),
+                    messages_webhook(&unknown, status(i)),
+                ),
+                _ => {
+                    let mut event = messages_webhook(&a, status(i));
+                    let other = messages_webhook(&b, status(i))["entry"][0].clone();
+                    event["entry"].as_array_mut().unwrap().push(other);
+                    (&platform, p.app_secret(), event)
+                }
+            };
+            (path.clone(), secret, serde_json::to_vec(&event).unwrap())
+        })
+        .collect();
+    // 200 deliveries: the first 80 bodies twice, the duplicate right behind the original.
+    let deliveries: Vec<&(String, String, Vec<u8>)> = bodies
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| std::iter::repeat_n(d, if i < 80 { 2 } else { 1 }))
+        .collect();
+    assert_eq!(deliveries.len(), 200);
+    let statuses = futures::future::join_all(
+        deliveries
+            .iter()
+            .map(|(path, secret, body)| p.post_signed(path, secret, body)),
+    )
+    .await;
+    for res in statuses {
+        res.expect(200);
+    }
+
+    assert_eq!(
+        counts(&p).await,
+        (120, 120),
+        "each distinct body once, one job each"
+    );
+    assert_eq!(
+        p.count(
+            "SELECT count(*) FROM webhook_events e
+              WHERE (SELECT count(*) FROM jobs j WHERE j.kind = 'inbox.process_webhook'
+                       AND j.payload->>'event_id' = e.id::text
+                       AND j.org_id IS NOT DISTINCT FROM e.org_id) = 1"
+        )
+        .await,
+        120,
+        "every event has exactly one job, in the event's org"
+    );
+    let routed = |account: Option<Uuid>, org: Option<Uuid>, source: &'static str| {
+        let p = &p;
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM webhook_events WHERE account_id IS NOT DISTINCT FROM $1
+                   AND org_id IS NOT DISTINCT FROM $2 AND source = $3",
+            )
+            .bind(account)
+            .bind(org)
+            .bind(source)
+            .fetch_one(&p.app.db.pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        routed(Some(a.account_id), Some(org_a.org_id), "platform").await,
+        48
+    );
+    assert_eq!(
+        routed(Some(b.account_id), Some(org_b.org_id), "platform").await,
+        24
+    );
+    assert_eq!(
+        routed(Some(channel.account_id), Some(org_a.org_id), "channel").await,
+        24
+    );
+    assert_eq!(
+        routed(None, None, "platform").await,
+        24,
+        "unknown number and two-number events are routed by the job"
+    );
+}
+
+/// Postgres cannot store a JSON string holding `\u0000`; such a body, delivered with others,
+/// fails alone and its neighbours in the same transaction are still stored.
+#[tokio::test]
+async fn an_event_postgres_refuses_does_not_fail_its_neighbours() {
+    let p = Platform::start_without_worker().await;
+    let org = p.app.register_org("Poison Co").await;
+    let number = p.connect_number(org.org_id).await;
+    let secret = p.app_secret();
+    let mut bodies: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            let st = json!({"id": format!("wamid.n{i}"), "status": "read",
+                            "timestamp": "1750030073", "recipient_id": "15550001111"});
+            serde_json::to_vec(&messages_webhook(&number, json!({"statuses": [st]}))).unwrap()
+        })
+        .collect();
+    let poison = br#"{"object": "whatsapp_business_account", "entry": [], "x": "a\u0000b"}"#;
+    bodies.insert(20, poison.to_vec());
+    let answers = futures::future::join_all(
+        bodies
+            .iter()
+            .map(|body| p.post_signed("/webhooks/whatsapp", &secret, body)),
+    )
+    .await;
+    for (i, res) in answers.into_iter().enumerate() {
+        if i == 20 {
+            assert_ne!(res.status, 200, "not stored, so not acknowledged");
+        } else {
+            res.expect(200);
+        }
+    }
+    assert_eq!(counts(&p).await, (40, 40));
+}
+
+/// A database that refuses connections is an outage: 503 on both endpoints (Meta retries),
+/// nothing stored; the retry after recovery is stored.
+#[tokio::test]
+async fn a_database_outage_is_a_503_and_the_retry_is_stored() {
+    use sqlx::Connection;
+    let p = Platform::start_without_worker().await;
+    let org = p.app.register_org("Outage Co").await;
+    let number = p.connect_number(org.org_id).await;
+    let channel = p
+        .connect_channel(org.org_id, "outage-secret", "outage-verify")
+        .await;
+    let body = status_event(
+        &number,
+        "wamid.OUTAGE",
+        "delivered",
+        1_750_000_000,
+        json!({}),
+    );
+    let chan = format!("/webhooks/whatsapp/{}", channel.account_id);
+
+    let mut admin = sqlx::PgConnection::connect(&wharf_shared::testing::server_url())
+        .await
+        .unwrap();
+    let db = &p.app.db.name;
+    let set_allow = |allow: bool| format!("ALTER DATABASE {db} ALLOW_CONNECTIONS {allow}");
+    sqlx::query(&set_allow(false))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(db)
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    for (path, secret) in [
+        ("/webhooks/whatsapp", p.app_secret()),
+        (chan.as_str(), "outage-secret".to_string()),
+    ] {
+        let res = p.post_signed(path, &secret, &body).await.expect(503);
+        assert_eq!(
+            res.body,
+            json!({"detail": "Database temporarily unavailable, please retry"}),
+            "{path}"
+        );
+    }
+    sqlx::query(&set_allow(true))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    p.post_signed("/webhooks/whatsapp", &p.app_secret(), &body)
+        .await
+        .expect(200);
+    assert_eq!(counts(&p).await, (1, 1));
+}
+
 #[tokio::test]
 async fn bodies_over_three_megabytes_are_refused() {
     let p = Platform::start_without_worker().await;

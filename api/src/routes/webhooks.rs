@@ -6,9 +6,11 @@
 //!   `POST /webhooks/whatsapp/{channel_id}`: a channel's events, signed with its own app secret.
 //!
 //! A POST verifies `X-Hub-Signature-256` over the raw body in constant time (nothing is stored
-//! for a bad or missing signature), then stores the event and enqueues `process_webhook` in ONE
-//! transaction and answers 200. No Meta calls and no parsing beyond routing: a few milliseconds,
-//! whether or not a worker is running.
+//! for a bad or missing signature), then stores the event and enqueues `process_webhook`
+//! atomically and answers 200 once both are committed. Concurrent webhooks share that
+//! transaction (group commit, [`crate::webhook_ingest`]): one commit per batch instead of one per
+//! request. No Meta calls and no parsing beyond routing: a few milliseconds, whether or not a
+//! worker is running. A database outage is a 503, which Meta retries.
 
 use axum::{
     body::Bytes,
@@ -20,18 +22,14 @@ use axum::{
 };
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
-use wharf_shared::{
-    inbox::jobs::ProcessWebhook,
-    jobs::{self, NewJob},
-};
 
 use crate::{
     error::{ApiError, ApiResult},
     state::AppState,
+    webhook_ingest::{Ingested, WebhookEvent},
 };
 
 /// Meta's payload limit.
@@ -109,12 +107,18 @@ struct Channel {
 
 async fn load_channel(state: &AppState, raw_id: &str) -> ApiResult<Channel> {
     let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::not_found("Channel"))?;
+    // No connection, whatever the reason, is an outage Meta should retry through: a 503.
+    let mut conn = state.db.acquire().await.map_err(|e| {
+        tracing::warn!(error = %e, "webhook: no database connection");
+        ApiError::Unavailable("Database temporarily unavailable, please retry".into())
+    })?;
     let row: Option<(Uuid, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT org_id, app_secret_enc, verify_token_enc FROM whatsapp_accounts WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(&state.db)
+    .fetch_optional(&mut *conn)
     .await?;
+    drop(conn);
     let (org_id, app_secret_enc, verify_token_enc) =
         row.ok_or_else(|| ApiError::not_found("Channel"))?;
     let decrypt = |v: Option<String>| -> ApiResult<Option<String>> {
@@ -184,7 +188,7 @@ async fn platform_event(
         tracing::warn!("platform webhook rejected: bad signature");
         return Err(unauthorized());
     }
-    ingest(&state, "platform", None, &body).await
+    ingest(&state, WebhookEvent::platform(&body)).await
 }
 
 /// `POST /webhooks/whatsapp/{channel_id}`: a channel's events, signed with its own app secret
@@ -204,88 +208,20 @@ async fn channel_event(
         tracing::warn!(channel_id = %channel.id, "channel webhook rejected: bad signature");
         return Err(unauthorized());
     }
-    ingest(&state, "channel", Some((channel.id, channel.org_id)), &body).await
-}
-
-/// The phone number ids an event is about (`entry[].changes[].value.metadata.phone_number_id`).
-fn phone_number_ids(payload: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = payload["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|e| e["changes"].as_array().into_iter().flatten())
-        .filter_map(|c| {
-            c["value"]["metadata"]["phone_number_id"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
-}
-
-/// Stores the event (once per distinct body) and enqueues its processing, atomically.
-async fn ingest(
-    state: &AppState,
-    source: &str,
-    channel: Option<(Uuid, Uuid)>,
-    body: &[u8],
-) -> ApiResult<StatusCode> {
-    let dedupe_key = hex::encode(Sha256::digest(body));
-    // A signed body that is not JSON is still kept (the job records it as malformed).
-    let payload: Value = serde_json::from_slice(body)
-        .unwrap_or_else(|_| serde_json::json!({"_raw": String::from_utf8_lossy(body)}));
-    let mut tx = state.db.begin().await?;
-    let (account_id, org_id) = match channel {
-        Some((id, org)) => (Some(id), Some(org)),
-        None => {
-            // Route by phone_number_id when the whole event is about one connected number; a
-            // batch spanning several numbers is routed per change by the job.
-            let ids = phone_number_ids(&payload);
-            let rows: Vec<(Uuid, Uuid)> = if ids.is_empty() {
-                Vec::new()
-            } else {
-                sqlx::query_as(
-                    "SELECT id, org_id FROM whatsapp_accounts
-                      WHERE phone_number_id = ANY($1) AND status <> 'DISCONNECTED'",
-                )
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?
-            };
-            match rows.as_slice() {
-                [(id, org)] if ids.len() == 1 => (Some(*id), Some(*org)),
-                _ => (None, None),
-            }
-        }
-    };
-    let event_id: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO webhook_events (source, account_id, org_id, payload, dedupe_key)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    ingest(
+        &state,
+        WebhookEvent::channel(channel.id, channel.org_id, &body),
     )
-    .bind(source)
-    .bind(account_id)
-    .bind(org_id)
-    .bind(&payload)
-    .bind(&dedupe_key)
-    .fetch_optional(&mut *tx)
-    .await?;
-    match event_id {
-        Some(event_id) => {
-            let job = ProcessWebhook { event_id };
-            let key = job.unique_key();
-            jobs::enqueue(&mut *tx, NewJob::new(job).org_opt(org_id).unique_key(key))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
-            tx.commit().await?;
-            tracing::debug!(%event_id, source, "webhook stored");
-        }
-        None => {
-            tx.rollback().await?;
-            tracing::debug!(source, "duplicate webhook delivery ignored");
-        }
+    .await
+}
+
+/// Hands the verified event to the ingestion batcher ([`crate::webhook_ingest`]) and answers
+/// 200 once its row and its `process_webhook` job are committed.
+async fn ingest(state: &AppState, event: WebhookEvent) -> ApiResult<StatusCode> {
+    let source = event.source().as_str();
+    match state.webhook_ingest.ingest(event).await? {
+        Ingested::Stored { event_id } => tracing::debug!(%event_id, source, "webhook stored"),
+        Ingested::Duplicate => tracing::debug!(source, "duplicate webhook delivery ignored"),
     }
     Ok(StatusCode::OK)
 }
