@@ -68,9 +68,15 @@ async fn ensure_template() {
             .await
             .expect("migrations apply to an empty database");
         pool.close().await;
-        conn.execute(format!("ALTER DATABASE {building} RENAME TO {}", template_name()).as_str())
-            .await
-            .unwrap();
+        // A closed pool's backends leave the server a moment later; until they have, the
+        // rename fails with "being accessed by other users".
+        let rename = format!("ALTER DATABASE {building} RENAME TO {}", template_name());
+        let mut tries = 0;
+        while let Err(e) = conn.execute(rename.as_str()).await {
+            tries += 1;
+            assert!(tries < 100, "rename the test template: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
     conn.execute("SELECT pg_advisory_unlock(727274)")
         .await
