@@ -56,18 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::serve(listener, state, shutdown).await
         }
         Command::Migrate => {
-            let url = config.database_url.expose().clone();
-            if !config.is_production() {
-                db::ensure_database(&url).await?;
-            }
-            let pool = db::lazy_pool(
-                &url,
-                db::PoolSettings {
-                    max_connections: 2,
-                    ..Default::default()
-                },
-            )?;
-            db::migrate(&pool).await?;
+            migrated_pool(&config).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -75,18 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut password = String::new();
             std::io::stdin().lock().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let url = config.database_url.expose().clone();
-            if !config.is_production() {
-                db::ensure_database(&url).await?;
-            }
-            let pool = db::lazy_pool(
-                &url,
-                db::PoolSettings {
-                    max_connections: 2,
-                    ..Default::default()
-                },
-            )?;
-            db::migrate(&pool).await?;
+            let pool = migrated_pool(&config).await?;
             match crate::bootstrap::create_super_admin(&pool, &email, password).await? {
                 crate::bootstrap::Outcome::Created(id) => {
                     println!("created super admin {email} ({id})")
@@ -98,4 +76,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A small pool on the configured database, created (in development) and migrated first.
+async fn migrated_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    let url = config.database_url.expose().clone();
+    if !config.is_production() {
+        db::ensure_database(&url).await?;
+    }
+    let pool = db::lazy_pool(
+        &url,
+        db::PoolSettings {
+            max_connections: 2,
+            ..Default::default()
+        },
+    )?;
+    db::migrate(&pool).await?;
+    Ok(pool)
 }

@@ -156,3 +156,21 @@ where
 pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(what))
 }
+
+/// A multipart file field: its bytes, MIME type (`application/octet-stream` when the client
+/// gave none) and file name (`default_name` when it gave none). Too large a file is a 413.
+pub async fn read_file_field(
+    field: axum::extract::multipart::Field<'_>,
+    default_name: &str,
+) -> Result<(bytes::Bytes, String, String), ApiError> {
+    let filename = field.file_name().unwrap_or(default_name).to_string();
+    let mime = field
+        .content_type()
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let bytes = field
+        .bytes()
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge("The file is too large".into()))?;
+    Ok((bytes, mime, filename))
+}

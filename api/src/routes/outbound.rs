@@ -822,16 +822,7 @@ async fn send_media(
     {
         match field.name() {
             Some("file") => {
-                let filename = field.file_name().unwrap_or("upload").to_string();
-                let mime = field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_string();
-                let bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|_| ApiError::PayloadTooLarge("The file is too large".into()))?;
-                file = Some((bytes, mime, filename));
+                file = Some(crate::extract::read_file_field(field, "upload").await?);
             }
             Some("type") => kind_field = field.text().await.ok(),
             Some("caption") => caption = field.text().await.ok(),

@@ -1296,16 +1296,7 @@ async fn upload_media(
         .map_err(|e| ApiError::BadRequest(format!("Malformed multipart body: {e}")))?
     {
         if field.name() == Some("file") {
-            let filename = field.file_name().unwrap_or("header").to_string();
-            let mime = field
-                .content_type()
-                .unwrap_or("application/octet-stream")
-                .to_string();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|_| ApiError::PayloadTooLarge("The file is too large".into()))?;
-            file = Some((bytes, mime, filename));
+            file = Some(crate::extract::read_file_field(field, "header").await?);
         }
     }
     let Some((bytes, mime, filename)) = file else {
