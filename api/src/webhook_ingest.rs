@@ -90,7 +90,8 @@ pub struct WebhookEvent {
 impl WebhookEvent {
     /// An event of the platform app, routed by its `phone_number_id`.
     pub fn platform(body: &[u8]) -> Self {
-        let payload = parse_body(body);
+        let mut payload = parse_body(body);
+        replace_nul(&mut payload);
         let ids = phone_number_ids(&payload);
         let phone_number_id = match <[String; 1]>::try_from(ids) {
             Ok([id]) => Some(id),
@@ -101,7 +102,8 @@ impl WebhookEvent {
 
     /// An event of a channel: it belongs to that channel's account and org.
     pub fn channel(account_id: Uuid, org_id: Uuid, body: &[u8]) -> Self {
-        let payload = parse_body(body);
+        let mut payload = parse_body(body);
+        replace_nul(&mut payload);
         Self::new(
             Source::Channel,
             Some((account_id, org_id)),
@@ -137,6 +139,26 @@ impl WebhookEvent {
 fn parse_body(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|_| serde_json::json!({"_raw": String::from_utf8_lossy(body)}))
+}
+
+/// Postgres's `jsonb` cannot hold the character U+0000, so a body with one would be refused
+/// and Meta would retry it for days. Each is replaced with U+FFFD (the replacement character):
+/// the event is kept, and the raw body's hash still dedupes Meta's retries.
+fn replace_nul(value: &mut Value) {
+    const NUL: char = '\0';
+    match value {
+        Value::String(s) if s.contains(NUL) => *s = s.replace(NUL, "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) if map.keys().any(|k| k.contains(NUL)) => {
+            let entries = std::mem::take(map);
+            for (key, mut item) in entries {
+                replace_nul(&mut item);
+                map.insert(key.replace(NUL, "\u{FFFD}"), item);
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(replace_nul),
+        _ => {}
+    }
 }
 
 /// The distinct phone number ids an event is about
@@ -440,6 +462,18 @@ mod tests {
         assert_eq!(e.payload, r#"{"_raw":"not json"}"#);
         assert_eq!(e.dedupe_key, hex::encode(Sha256::digest(b"not json")));
         assert_eq!(e.phone_number_id, None);
+    }
+
+    #[test]
+    fn nul_characters_are_replaced_so_postgres_can_store_the_event() {
+        let e = WebhookEvent::platform(br#"{"a\u0000": ["x\u0000y", {"k": "\\u0000"}]}"#);
+        // The escaped backslash before "u0000" is text, not a NUL: it stays.
+        assert_eq!(
+            e.payload,
+            "{\"a\u{FFFD}\":[\"x\u{FFFD}y\",{\"k\":\"\\\\u0000\"}]}"
+        );
+        let raw = WebhookEvent::platform(b"not\0json");
+        assert_eq!(raw.payload, "{\"_raw\":\"not\u{FFFD}json\"}");
     }
 
     #[test]

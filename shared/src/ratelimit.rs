@@ -249,26 +249,52 @@ impl SendLimiter {
     /// Takes one token from every bucket now, or for a slot at most `max_reserve` ahead, or
     /// says how long to wait.
     pub async fn acquire(&self, buckets: &[Bucket], max_reserve: Duration) -> Decision {
+        self.acquire_many(&[buckets], max_reserve)
+            .await
+            .pop()
+            .unwrap_or(Decision::Wait(REDIS_RETRY_AFTER))
+    }
+
+    /// Several decisions in one round trip to Redis (a pipeline of the script, each decision
+    /// atomic on its own), in order: a dispatcher pacing many sends asks for a few at a time
+    /// instead of one request per send.
+    pub async fn acquire_many(
+        &self,
+        requests: &[&[Bucket]],
+        max_reserve: Duration,
+    ) -> Vec<Decision> {
         if let Some(mut conn) = self.shared_state().await {
-            let mut inv = self.script.prepare_invoke();
-            for b in buckets {
-                inv.key(format!("{}{}", self.prefix, b.key));
+            let mut pipe = redis::pipe();
+            for buckets in requests {
+                let cmd = pipe
+                    .cmd("EVALSHA")
+                    .arg(self.script.get_hash())
+                    .arg(buckets.len() * 2);
+                for b in buckets.iter() {
+                    cmd.arg(format!("{}{}", self.prefix, b.key));
+                }
+                for b in buckets.iter() {
+                    cmd.arg(format!("{}factor:{}", self.prefix, b.key));
+                }
+                for b in buckets.iter() {
+                    cmd.arg(1_000_000.0 / b.rate.max(0.000_1))
+                        .arg(b.burst)
+                        .arg(u8::from(b.adaptive));
+                }
+                cmd.arg(max_reserve.as_micros() as u64)
+                    .arg(RECOVERY.as_micros() as u64);
             }
-            for b in buckets {
-                inv.key(format!("{}factor:{}", self.prefix, b.key));
-            }
-            for b in buckets {
-                inv.arg(1_000_000.0 / b.rate.max(0.000_1))
-                    .arg(b.burst)
-                    .arg(u8::from(b.adaptive));
-            }
-            inv.arg(max_reserve.as_micros() as u64)
-                .arg(RECOVERY.as_micros() as u64);
-            // Bounded: a Redis that stopped answering must not hold a send for long.
-            let call = tokio::time::timeout(
-                REDIS_CALL_TIMEOUT,
-                inv.invoke_async::<(i64, i64)>(&mut conn),
-            );
+            let call = tokio::time::timeout(REDIS_CALL_TIMEOUT, async {
+                match pipe.query_async::<Vec<(i64, i64)>>(&mut conn).await {
+                    // A restarted Redis has forgotten the script: load it and ask again. A
+                    // decision that failed charged nothing, so asking again is safe.
+                    Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                        self.script.prepare_invoke().load_async(&mut conn).await?;
+                        pipe.query_async::<Vec<(i64, i64)>>(&mut conn).await
+                    }
+                    other => other,
+                }
+            });
             let result = call.await.unwrap_or_else(|_| {
                 Err(redis::RedisError::from((
                     redis::ErrorKind::IoError,
@@ -276,19 +302,27 @@ impl SendLimiter {
                 )))
             });
             match result {
-                Ok((granted, us)) => {
+                Ok(answers) => {
                     self.redis_ok();
-                    let d = Duration::from_micros(us.max(0) as u64);
-                    return match (granted, us) {
-                        (1, 0) => Decision::Allowed,
-                        (1, _) => Decision::Reserved(d),
-                        _ => Decision::Wait(d.max(Duration::from_micros(1))),
-                    };
+                    return answers
+                        .into_iter()
+                        .map(|(granted, us)| {
+                            let d = Duration::from_micros(us.max(0) as u64);
+                            match (granted, us) {
+                                (1, 0) => Decision::Allowed,
+                                (1, _) => Decision::Reserved(d),
+                                _ => Decision::Wait(d.max(Duration::from_micros(1))),
+                            }
+                        })
+                        .collect();
                 }
                 Err(e) => self.redis_failed(&e),
             }
         }
-        self.acquire_local(buckets)
+        requests
+            .iter()
+            .map(|buckets| self.acquire_local(buckets))
+            .collect()
     }
 
     fn acquire_local(&self, buckets: &[Bucket]) -> Decision {

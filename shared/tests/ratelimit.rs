@@ -152,3 +152,57 @@ async fn reservations_hand_out_distinct_slots_at_the_rate() {
     }
     assert!(waits >= 85, "{waits}");
 }
+
+/// Several decisions in one round trip are the same as one by one: in order, each
+/// all-or-nothing; and a Redis that has forgotten the script (a restart, `SCRIPT FLUSH`) is
+/// given it again instead of the limiter falling back to its local share.
+#[tokio::test]
+async fn many_decisions_in_one_round_trip_keep_the_schedule_and_survive_a_script_flush() {
+    let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let l = redis_limiter(&prefix, 4).await;
+    let number = Bucket::number("5009", 100.0);
+    let pairs: Vec<[Bucket; 2]> = (0..30)
+        .map(|i| {
+            [
+                number.clone(),
+                Bucket::pair("5009", &format!("1555000{i:02}")),
+            ]
+        })
+        .collect();
+    let requests: Vec<&[Bucket]> = pairs.iter().map(|p| &p[..]).collect();
+    // 100/s with a burst of 10 and 100 ms of reservation: the first ~20 go (now or in a
+    // reserved slot, in order), the rest must wait and took nothing.
+    let decisions = l.acquire_many(&requests, Duration::from_millis(100)).await;
+    assert_eq!(decisions.len(), 30);
+    let granted = decisions
+        .iter()
+        .take_while(|d| !matches!(d, Decision::Wait(_)))
+        .count();
+    assert!((19..=21).contains(&granted), "{decisions:?}");
+    assert!(decisions[granted..]
+        .iter()
+        .all(|d| matches!(d, Decision::Wait(_))));
+    let mut last = Duration::ZERO;
+    for d in &decisions[..granted] {
+        let at = match d {
+            Decision::Allowed => Duration::ZERO,
+            Decision::Reserved(w) => *w,
+            Decision::Wait(_) => unreachable!(),
+        };
+        assert!(at >= last, "slots in order: {decisions:?}");
+        last = at;
+    }
+
+    let config = Config::from_lookup(|_| None).unwrap();
+    let client = redis::Client::open(config.redis_url.as_ref().unwrap().expose().as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after = l.acquire_many(&requests[..2], Duration::ZERO).await;
+    // Allowed, not the local fallback's "wait while Redis is away".
+    assert!(after.iter().all(|d| *d == Decision::Allowed), "{after:?}");
+}

@@ -295,3 +295,15 @@ pub fn messages_webhook(number: &Number, value: Value) -> Value {
         "entry": [{"id": number.waba_id, "changes": [{"field": "messages", "value": value}]}]
     })
 }
+
+/// A simulator fault answering with Meta's error `code` (Meta's status, title and details).
+pub fn meta_error(code: u32) -> wharf_sim::FaultAction {
+    wharf_sim::FaultAction::MetaError {
+        code,
+        subcode: None,
+        title: None,
+        details: None,
+        http_status: None,
+        is_async: false,
+    }
+}

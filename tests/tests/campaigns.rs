@@ -15,9 +15,9 @@ use std::{
 use futures::StreamExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
-use wharf_sim::{ReceivedFilter, TemplateSpec};
+use wharf_sim::{FaultAction, FaultSpec, ReceivedFilter, TemplateSpec};
 use wharf_tests::{
-    platform::{Number, Platform},
+    platform::{meta_error, Number, Platform},
     OrgAdmin, Resp,
 };
 
@@ -335,12 +335,25 @@ async fn a_worker_killed_mid_campaign_loses_no_recipient_and_sends_none_twice() 
     let mut s = setup(false, 300).await;
     let n = 4000;
     let id = s.create(n, "2", json!({})).await;
-    let victim = s.spawn_worker();
+    s.spawn_worker();
     s.spawn_worker();
     s.post(&format!("/campaigns/{id}/launch"), json!({}))
         .await
         .expect(200);
     s.wait_accepted(1200, Duration::from_secs(60)).await;
+    // The victim is the worker running the dispatcher: it sends the campaign's messages itself,
+    // so it dies with sends in flight (marked, maybe at Meta, not recorded).
+    let runner: String = sqlx::query_scalar(
+        "SELECT attempted_by FROM jobs WHERE kind = 'campaigns.dispatch' AND state = 'running'",
+    )
+    .fetch_one(&s.p.app.db.pool)
+    .await
+    .unwrap();
+    let victim = s
+        .children
+        .iter()
+        .position(|c| runner.contains(&format!(":{}:", c.id())))
+        .expect("the dispatcher runs in one of the test's workers");
     // kill -9: no graceful shutdown, leased jobs are rescued after the lease expires.
     s.children[victim].kill().unwrap();
     s.children[victim].wait().unwrap();
@@ -382,6 +395,57 @@ async fn pause_stops_every_send_within_a_second_and_resume_completes() {
     s.assert_each_sent_once(id, n).await;
     let stats = s.get(&format!("/campaigns/{id}/stats")).await.expect(200);
     assert_eq!(stats.data()["funnel"]["sent"], n);
+}
+
+/// Meta fails some of the dispatcher's own sends: server errors, a throughput refusal and
+/// lost responses (the request reached Meta, the answer did not). Each failed send is recorded
+/// as an attempt and handed to its send job, which retries it (or, for a lost response, adopts
+/// the wamid from the status webhook); every recipient ends sent exactly once.
+#[tokio::test]
+async fn meta_errors_during_a_campaign_are_retried_and_each_recipient_is_sent_once() {
+    let s = setup(true, 200).await;
+    let n = 600;
+    let id = s.create(n, "9", json!({})).await;
+    let number_fault = |action: FaultAction, count: u32| {
+        s.p.sim.state().add_fault(FaultSpec {
+            number_id: Some(s.number.phone_number_id.clone()),
+            recipient: None,
+            endpoint: Some(wharf_sim::Endpoint::Messages),
+            action,
+            count: Some(count),
+        });
+    };
+    number_fault(meta_error(2), 15);
+    number_fault(meta_error(130429), 1);
+    number_fault(FaultAction::LoseResponse, 5);
+    s.post(&format!("/campaigns/{id}/launch"), json!({}))
+        .await
+        .expect(200);
+    s.wait_status(id, "COMPLETED", Duration::from_secs(120))
+        .await;
+    s.assert_each_sent_once(id, n).await;
+    let failed_attempts =
+        s.p.count(&format!(
+            "SELECT count(*) FROM message_attempts a JOIN messages m ON m.id = a.message_id
+              WHERE m.campaign_id = '{id}' AND a.error_code IN (2, 130429)"
+        ))
+        .await;
+    assert_eq!(
+        failed_attempts, 16,
+        "each refused send is an attempt on record"
+    );
+    let unknown =
+        s.p.count(&format!(
+            "SELECT count(*) FROM message_attempts a JOIN messages m ON m.id = a.message_id
+              WHERE m.campaign_id = '{id}' AND a.outcome = 'unknown'"
+        ))
+        .await;
+    assert_eq!(
+        unknown, 5,
+        "each lost response is an attempt of unknown outcome"
+    );
+    let stats = s.get(&format!("/campaigns/{id}/stats")).await.expect(200);
+    assert_eq!(stats.data()["counts"]["failed"], 0, "{}", stats.body);
 }
 
 #[tokio::test]

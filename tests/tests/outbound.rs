@@ -11,7 +11,7 @@ use uuid::Uuid;
 use wharf_shared::outbound::{HOLD_RECHECK, SEND_RETRY_BASE, UNKNOWN_OUTCOME_WAIT};
 use wharf_sim::{FaultAction, FaultSpec, ReceivedFilter, TemplateSpec, TokenSpec};
 use wharf_tests::{
-    platform::{wait_for, Number, Platform},
+    platform::{meta_error, wait_for, Number, Platform},
     OrgAdmin,
 };
 
@@ -134,17 +134,6 @@ fn fault(s: &Setup, to: &str, action: FaultAction, count: u32) {
         action,
         count: Some(count),
     });
-}
-
-fn meta_error(code: u32) -> FaultAction {
-    FaultAction::MetaError {
-        code,
-        subcode: None,
-        title: None,
-        details: None,
-        http_status: None,
-        is_async: false,
-    }
 }
 
 #[tokio::test]

@@ -2,10 +2,10 @@
 //! variables a recipient must carry, and the Cloud API body each recipient's message sends.
 //!
 //! Dispatch in short: `campaigns.dispatch` (lane `bulk`, one per running campaign) claims
-//! `pending` recipients with `FOR UPDATE SKIP LOCKED` in slices sized to keep about two seconds
-//! of the number's rate queued, creates their contacts, conversations and `queued` messages and
-//! enqueues one `outbound.send_message` per message, all in one transaction; the send job paces
-//! and sends. `campaigns.launch_due` (scheduler, every few seconds) starts scheduled campaigns.
+//! `pending` recipients with `FOR UPDATE SKIP LOCKED` in slices sized to its sends in flight,
+//! creates their contacts, conversations and `queued` messages in one transaction and sends
+//! them itself within the number's limits; whatever does not go through at once (an error, a
+//! wait, a paused campaign) becomes that message's `outbound.send_message` job. `campaigns.launch_due` (scheduler, every few seconds) starts scheduled campaigns.
 
 pub mod pricing;
 
@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     jobs::{self, backoff, JobKind, Lane, NewJob},
+    outbound::SendMessage,
     templates::rules,
 };
 
@@ -48,6 +49,19 @@ impl JobKind for LaunchDue {
     const KIND: &'static str = "campaigns.launch_due";
     const LANE: Lane = Lane::Maintenance;
     const MAX_ATTEMPTS: i32 = 3;
+}
+
+/// The send job of a campaign message: below interactive sends in the lane, and at most one
+/// unfinished per message (the same key as every other send of it).
+pub fn send_job(message_id: Uuid, org_id: Uuid, account_id: Uuid) -> NewJob<SendMessage> {
+    NewJob::new(SendMessage {
+        message_id,
+        account_id,
+        trigger: "campaign".into(),
+    })
+    .org(org_id)
+    .priority(SEND_PRIORITY)
+    .unique_key(format!("send:{message_id}"))
 }
 
 pub fn dispatch_key(campaign_id: Uuid) -> String {

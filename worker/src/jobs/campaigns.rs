@@ -2,23 +2,28 @@
 //! campaign gate the send job calls.
 //!
 //! The dispatcher paces from the recipients table; it never floods the queue:
-//! 1. re-read the campaign (stop unless RUNNING; a number paused for spam pauses it);
-//! 2. count the campaign's messages that are queued but unsent (the partial index
-//!    `messages_campaign_queued_idx` makes this O(in flight));
-//! 3. if fewer than ~2 s of the number's rate are in flight, claim the next `pending`
-//!    recipients (`FOR UPDATE SKIP LOCKED`) and, in ONE transaction, upsert their contacts and
-//!    open conversations in bulk, insert their `queued` messages (full Cloud API body), mark
-//!    them `sending` with their message id and enqueue one `outbound.send_message` each
-//!    (priority below interactive sends). A crash anywhere rolls the whole slice back;
-//! 4. sleep briefly (watching cancellation) and repeat; when nothing is pending but messages
-//!    are in flight, snooze (freeing the bulk slot); when nothing is pending or in flight, the
-//!    campaign is COMPLETED.
+//! 1. adopt the unsettled sends of an earlier run (a dead worker's) as send jobs;
+//! 2. re-read the campaign and its account (stop unless RUNNING; a number paused for spam
+//!    pauses it);
+//! 3. when it has room (sends in flight below its capacity, about 0.3 s of the number's rate,
+//!    and fewer than ~2 s of the rate queued in all), claim the next `pending` recipients
+//!    (`FOR UPDATE SKIP LOCKED`) and, in ONE transaction, upsert their contacts and open
+//!    conversations in bulk, insert their `queued` messages (full Cloud API body) and mark them
+//!    `sending` with their message id. A crash anywhere rolls the whole slice back;
+//! 4. send them itself (`campaign_sends`: limiter, durable mark, request, group-committed
+//!    wamid); anything but an accepted send becomes that message's `outbound.send_message`
+//!    job. A number that needs a new token or was disconnected gets send jobs right away
+//!    (they hold or fail the messages);
+//! 5. repeat as sends finish; when nothing is pending, let the last sends settle; when nothing
+//!    is pending or queued, the campaign is COMPLETED. A run gives its bulk slot back after a
+//!    minute (snooze), so many campaigns share the lane.
 //!
-//! The send job never sends a message that has a wamid, so a recipient is sent at most once
-//! whatever crashes, retries or relaunches happen.
+//! Neither path sends a message that has a wamid, so a recipient is sent at most once whatever
+//! crashes, retries or relaunches happen.
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -26,13 +31,16 @@ use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 use wharf_shared::{
-    campaigns::{self, DispatchCampaign, LaunchDue, TemplateVars, SEND_PRIORITY},
+    accounts,
+    campaigns::{self, DispatchCampaign, LaunchDue, TemplateVars},
     jobs::{self, JobOutcome, NewJob},
     outbound::SendMessage,
+    ratelimit::Bucket,
     templates::rules,
 };
 
-use crate::{registry::JobContext, send_ledger::SendLedger};
+use super::campaign_sends::{Queued, Sender, SendingAccount};
+use crate::{deps::WorkerDeps, registry::JobContext, send_ledger::SendLedger};
 
 /// Seconds of the number's rate kept queued ahead of the senders.
 const WINDOW_SECS: f64 = 2.0;
@@ -41,6 +49,10 @@ const MAX_SLICE: i64 = 1000;
 /// Sends are scheduled this much faster than the number's rate, so they are always due
 /// before the limiter lets them go.
 const DUE_AHEAD: f64 = 1.25;
+/// How long a dispatcher waits for its sends in flight when it stops.
+const DRAIN_LIMIT: Duration = Duration::from_secs(15);
+/// How often a direct-sending dispatcher re-reads its campaign (pause, cancel, account).
+const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Pause between two iterations of the loop.
 const TICK: Duration = Duration::from_millis(200);
 /// A dispatcher gives its bulk slot back (snoozes) after this long, so many campaigns share
@@ -75,50 +87,166 @@ pub async fn launch_due(ctx: JobContext, _job: LaunchDue) -> anyhow::Result<JobO
 }
 
 /// `campaigns.dispatch`: see the module documentation.
-pub async fn dispatch(ctx: JobContext, job: DispatchCampaign) -> anyhow::Result<JobOutcome> {
+pub async fn dispatch(
+    ctx: JobContext,
+    deps: WorkerDeps,
+    job: DispatchCampaign,
+) -> anyhow::Result<JobOutcome> {
     let pool = &ctx.pool;
-    let started = Instant::now();
-    // Where the schedule of this dispatcher's sends has reached (see `dispatch_slice`).
-    let mut next_due = chrono::Utc::now();
-    loop {
-        if ctx.cancel.is_cancelled() {
-            return Ok(JobOutcome::snooze_for(Duration::ZERO));
-        }
-        let Some(c) = load(pool, job.campaign_id).await? else {
-            tracing::warn!(campaign_id = %job.campaign_id, "dispatch for a campaign that no longer exists");
-            return Ok(JobOutcome::Complete);
-        };
-        if c.status != "RUNNING" {
-            // Paused, cancelled or done: resume enqueues a new dispatcher.
-            return Ok(JobOutcome::Complete);
-        }
-        if c.bulk_paused_at.is_some() {
-            let reason = format!(
-                "the number's bulk sends are paused ({})",
-                c.bulk_paused_reason
-                    .as_deref()
-                    .unwrap_or("spam rate limit, 131048")
-            );
-            pause(pool, job.campaign_id, &reason).await?;
-            return Ok(JobOutcome::Complete);
-        }
-        let rate = f64::from(c.messages_per_second.unwrap_or_else(|| {
+    // Sends of a run that ended without settling them (a dead worker) go to send jobs first.
+    adopt_orphans(pool, job.campaign_id).await?;
+    let mut sender: Option<(Uuid, Sender)> = None;
+    let outcome = dispatch_loop(&ctx, &deps, &job, &mut sender).await;
+    if let Some((account_id, sender)) = sender {
+        // Let the sends in flight settle (a shutdown's grace period bounds this too) and give
+        // the claimed messages not started to send jobs.
+        sender.finish(account_id, DRAIN_LIMIT).await;
+    }
+    outcome
+}
+
+/// What one look at the campaign found.
+struct Check {
+    campaign: CampaignRow,
+    rate: f64,
+    /// The account, when the dispatcher may send itself.
+    direct: Option<Arc<SendingAccount>>,
+    /// The campaign's queued, unsent messages.
+    in_flight: i64,
+}
+
+/// Re-reads the campaign, its account and its messages in flight; `Err(outcome)` ends the run.
+async fn check(
+    pool: &PgPool,
+    deps: &WorkerDeps,
+    campaign_id: Uuid,
+) -> anyhow::Result<Result<Check, JobOutcome>> {
+    let Some(c) = load(pool, campaign_id).await? else {
+        tracing::warn!(%campaign_id, "dispatch for a campaign that no longer exists");
+        return Ok(Err(JobOutcome::Complete));
+    };
+    if c.status != "RUNNING" {
+        // Paused, cancelled or done: resume enqueues a new dispatcher.
+        return Ok(Err(JobOutcome::Complete));
+    }
+    if c.bulk_paused_at.is_some() {
+        let reason = format!(
+            "the number's bulk sends are paused ({})",
+            c.bulk_paused_reason
+                .as_deref()
+                .unwrap_or("spam rate limit, 131048")
+        );
+        pause(pool, campaign_id, &reason).await?;
+        return Ok(Err(JobOutcome::Complete));
+    }
+    let rate =
+        f64::from(c.messages_per_second.unwrap_or_else(|| {
             wharf_shared::accounts::rate_for_level(c.throughput_level.as_deref())
         }));
-        let window = (rate * WINDOW_SECS).ceil().max(1.0) as i64;
-        let in_flight: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM messages WHERE campaign_id = $1 AND status = 'queued'",
-        )
-        .bind(job.campaign_id)
-        .fetch_one(pool)
-        .await?;
-        let budget = (window - in_flight).min(MAX_SLICE);
-        let mut claimed = 0;
-        if budget > 0 {
-            claimed =
-                dispatch_slice(pool, job.campaign_id, &c, budget, rate, &mut next_due).await?;
+    // Re-read every check: a replaced token is used at once, and a number that needs a new
+    // token or was disconnected gets send jobs (which hold or fail the messages).
+    let direct = accounts::credentials(pool, &deps.secrets, c.account_id)
+        .await?
+        .filter(|a| a.status == "CONNECTED")
+        .map(|account| {
+            let number = Bucket::number(&account.phone_number_id, rate);
+            Arc::new(SendingAccount { account, number })
+        });
+    let in_flight: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE campaign_id = $1 AND status = 'queued'",
+    )
+    .bind(campaign_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(Ok(Check {
+        campaign: c,
+        rate,
+        direct,
+        in_flight,
+    }))
+}
+
+async fn dispatch_loop(
+    ctx: &JobContext,
+    deps: &WorkerDeps,
+    job: &DispatchCampaign,
+    sender: &mut Option<(Uuid, Sender)>,
+) -> anyhow::Result<JobOutcome> {
+    let pool = &ctx.pool;
+    let started = Instant::now();
+    // Where the schedule of this dispatcher's send jobs has reached (see `dispatch_slice`).
+    let mut next_due = chrono::Utc::now();
+    loop {
+        if ctx.cancel.is_cancelled() || started.elapsed() > MAX_RUN {
+            return Ok(JobOutcome::snooze_for(Duration::ZERO));
         }
-        if claimed == 0 && budget > 0 {
+        let now = match check(pool, deps, job.campaign_id).await? {
+            Ok(now) => now,
+            Err(outcome) => return Ok(outcome),
+        };
+        let c = &now.campaign;
+        let window = (now.rate * WINDOW_SECS).ceil().max(1.0) as i64;
+        let room = (window - now.in_flight).min(MAX_SLICE);
+        let mut claimed = 0;
+        let mut backlog = 0;
+        match &now.direct {
+            Some(from) => {
+                // Keep about half a second of the rate claimed ahead of the pacer.
+                let ahead = ((now.rate * 0.5).ceil() as i64).clamp(1, MAX_SLICE);
+                let waiting = sender.as_ref().map_or(0, |(_, s)| s.backlog()) as i64;
+                let want = (ahead - waiting).min(room);
+                if want > 0 && waiting <= ahead / 2 {
+                    let queued =
+                        dispatch_slice(pool, job.campaign_id, c, want, Route::Direct).await?;
+                    claimed = queued.len();
+                    if !queued.is_empty() {
+                        let (_, s) = sender.get_or_insert_with(|| {
+                            (
+                                c.account_id,
+                                Sender::new(deps.clone(), pool.clone(), c.org_id),
+                            )
+                        });
+                        s.push(queued);
+                    }
+                }
+                if let Some((_, s)) = sender.as_mut() {
+                    // Pace until the next check is due.
+                    let until = Instant::now() + CHECK_EVERY;
+                    while s.backlog() > 0 && Instant::now() < until {
+                        if let Some(wait) = s.pace(from, now.rate).await {
+                            let wait = wait.min(until.saturating_duration_since(Instant::now()));
+                            tokio::select! {
+                                _ = ctx.cancel.cancelled() => return Ok(JobOutcome::snooze_for(Duration::ZERO)),
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                        }
+                    }
+                    backlog = s.backlog();
+                }
+            }
+            None => {
+                if let Some((account_id, s)) = sender.take() {
+                    // No longer sendable directly (token invalid, disconnected): the messages
+                    // claimed for direct sends go to their jobs too.
+                    s.finish(account_id, DRAIN_LIMIT).await;
+                }
+                if room > 0 {
+                    let route = Route::Jobs {
+                        rate: now.rate,
+                        next_due: &mut next_due,
+                    };
+                    claimed = dispatch_slice(pool, job.campaign_id, c, room, route)
+                        .await?
+                        .len();
+                }
+                if claimed as i64 == MAX_SLICE && room == MAX_SLICE {
+                    // A full slice and the window still has room (a fast number): claim the
+                    // next one at once; the tick only paces numbers whose window is full.
+                    continue;
+                }
+            }
+        }
+        if claimed == 0 && backlog == 0 {
             // Nothing claimable: either everything is claimed or another dispatcher holds the
             // rows (SKIP LOCKED).
             let pending: bool = sqlx::query_scalar(
@@ -128,7 +256,12 @@ pub async fn dispatch(ctx: JobContext, job: DispatchCampaign) -> anyhow::Result<
             .fetch_one(pool)
             .await?;
             if !pending {
-                if in_flight == 0 && complete_if_done(pool, job.campaign_id).await? {
+                if let Some((account_id, s)) = sender.take() {
+                    // The last sends: let them settle, then look again.
+                    s.finish(account_id, DRAIN_LIMIT).await;
+                    continue;
+                }
+                if now.in_flight == 0 && complete_if_done(pool, job.campaign_id).await? {
                     tracing::info!(campaign_id = %job.campaign_id, "campaign completed");
                     return Ok(JobOutcome::Complete);
                 }
@@ -136,19 +269,40 @@ pub async fn dispatch(ctx: JobContext, job: DispatchCampaign) -> anyhow::Result<
                 return Ok(JobOutcome::snooze_for(Duration::from_secs(1)));
             }
         }
-        if started.elapsed() > MAX_RUN {
-            return Ok(JobOutcome::snooze_for(Duration::ZERO));
-        }
-        if claimed as i64 == MAX_SLICE && budget == MAX_SLICE {
-            // A full slice and the window still has room (a fast number): claim the next one
-            // at once; the tick only paces numbers whose window is full.
-            continue;
-        }
-        tokio::select! {
-            _ = ctx.cancel.cancelled() => return Ok(JobOutcome::snooze_for(Duration::ZERO)),
-            _ = tokio::time::sleep(TICK) => {}
+        if claimed == 0 && backlog == 0 {
+            // Nothing to send now (window full, or the rest is held by send jobs).
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => return Ok(JobOutcome::snooze_for(Duration::ZERO)),
+                _ = tokio::time::sleep(TICK) => {}
+            }
         }
     }
+}
+
+/// Hands every queued, unsent message of the campaign to a send job unless it has one: the
+/// direct sends of a dispatcher run that died (or was cut off) are settled by the send job,
+/// whose gate waits for Meta's status webhook when a request may have left.
+async fn adopt_orphans(pool: &PgPool, campaign_id: Uuid) -> anyhow::Result<()> {
+    let orphans: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT m.id, m.org_id, m.account_id FROM messages m
+          WHERE m.campaign_id = $1 AND m.status = 'queued' AND m.wamid IS NULL AND m.discarded_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.unique_key = 'send:' || m.id::text
+                               AND j.state IN ('available', 'scheduled', 'retryable', 'running'))",
+    )
+    .bind(campaign_id)
+    .fetch_all(pool)
+    .await?;
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(%campaign_id, count = orphans.len(), "campaign sends left unsettled by an earlier run go to send jobs");
+    let jobs: Vec<NewJob<SendMessage>> = orphans
+        .into_iter()
+        .map(|(message_id, org_id, account_id)| campaigns::send_job(message_id, org_id, account_id))
+        .collect();
+    let mut conn = pool.acquire().await?;
+    jobs::enqueue_many(&mut *conn, jobs).await?;
+    Ok(())
 }
 
 async fn load(pool: &PgPool, campaign_id: Uuid) -> anyhow::Result<Option<CampaignRow>> {
@@ -197,31 +351,41 @@ struct Claimed {
     variables: Value,
 }
 
-/// Claims up to `limit` pending recipients and turns them into queued messages with their send
-/// jobs, in one transaction. Returns how many were claimed.
-/// Claims up to `limit` pending recipients and queues their sends. The send jobs are due one
-/// after another at a little above the number's `rate` (continuing from `next_due`), not all at
-/// once: the lane fetches by due time, so two campaigns on numbers of different speeds
-/// interleave by schedule instead of the slow number's sends waiting behind the fast number's
-/// whole window. The limiter still sets the exact pace.
+/// Who sends a slice's messages.
+enum Route<'a> {
+    /// The dispatcher itself (`campaign_sends`): no job is enqueued.
+    Direct,
+    /// One `outbound.send_message` each, due one after another at a little above the number's
+    /// `rate` (continuing from `next_due`), not all at once: the lane fetches by due time, so
+    /// two campaigns on numbers of different speeds interleave by schedule instead of the slow
+    /// number's sends waiting behind the fast number's whole window. The limiter still sets
+    /// the exact pace.
+    Jobs {
+        rate: f64,
+        next_due: &'a mut chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// Claims up to `limit` pending recipients and, in one transaction, turns them into queued
+/// messages (with their contacts and open conversations) routed as `route` says. Returns the
+/// queued messages.
 async fn dispatch_slice(
     pool: &PgPool,
     campaign_id: Uuid,
     c: &CampaignRow,
     limit: i64,
-    rate: f64,
-    next_due: &mut chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<usize> {
+    route: Route<'_>,
+) -> anyhow::Result<Vec<Queued>> {
     let mut tx = pool.begin().await?;
     // Re-checked under the row lock: a pause or cancel committed before this point stops the
-    // slice; one committed after it finds the messages and holds them in the send job's gate.
+    // slice; one committed after it finds the messages and holds them at the send's mark.
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1 FOR SHARE")
             .bind(campaign_id)
             .fetch_optional(&mut *tx)
             .await?;
     if status.as_deref() != Some("RUNNING") {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let rows: Vec<Claimed> = sqlx::query_as(
         "SELECT id, phone, name, variables FROM campaign_recipients
@@ -233,7 +397,7 @@ async fn dispatch_slice(
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let phones: Vec<String> = rows.iter().map(|r| r.phone.clone()).collect();
     let names: Vec<Option<String>> = rows.iter().map(|r| r.name.clone()).collect();
@@ -255,47 +419,21 @@ async fn dispatch_slice(
             .fetch_all(&mut *tx)
             .await?;
     let contact_of: HashMap<String, Uuid> = contacts.into_iter().collect();
-    let contact_ids: Vec<Uuid> = phones
-        .iter()
-        .filter_map(|p| contact_of.get(p).copied())
-        .collect();
-    // Open conversations: one per (number, contact) thanks to the partial unique index.
-    sqlx::query(
-        "INSERT INTO conversations (org_id, account_id, contact_id, last_message_direction)
-         SELECT $1, $2, u.contact_id, 'OUTBOUND' FROM UNNEST($3::uuid[]) AS u(contact_id)
-         ON CONFLICT (account_id, contact_id) WHERE status <> 'CLOSED' DO NOTHING",
-    )
-    .bind(c.org_id)
-    .bind(c.account_id)
-    .bind(&contact_ids)
-    .execute(&mut *tx)
-    .await?;
-    let convs: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT contact_id, id FROM conversations WHERE account_id = $1 AND contact_id = ANY($2) AND status <> 'CLOSED'",
-    )
-    .bind(c.account_id)
-    .bind(&contact_ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let conv_of: HashMap<Uuid, Uuid> = convs.into_iter().collect();
 
+    // Each recipient's request and inbox preview.
     let vars = TemplateVars::of(&c.template_components, &c.parameter_format);
-    let n = rows.len();
-    let (mut rec_ids, mut msg_ids, mut conv_ids, mut contents, mut requests, mut previews) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    struct Draft<'r> {
+        recipient: &'r Claimed,
+        contact_id: Uuid,
+        message_id: Uuid,
+        template: Value,
+        preview: String,
+    }
+    let mut drafts: Vec<Draft> = Vec::with_capacity(rows.len());
     for r in &rows {
-        let Some(conv) = contact_of.get(&r.phone).and_then(|ct| conv_of.get(ct)) else {
-            // A conversation closed between the two statements: the recipient stays pending
-            // for the next slice.
+        let Some(&contact_id) = contact_of.get(&r.phone) else {
             continue;
         };
-        let message_id = Uuid::now_v7();
         let empty = Map::new();
         let values = r.variables.as_object().unwrap_or(&empty);
         let template = campaigns::template_object(
@@ -312,12 +450,62 @@ async fn dispatch_slice(
         let preview = rules::render_body(&c.template_components, &sent_components)
             .map(|t| t.chars().take(100).collect::<String>())
             .unwrap_or_else(|| format!("[template] {}", c.template_name));
-        rec_ids.push(r.id);
-        msg_ids.push(message_id);
+        drafts.push(Draft {
+            recipient: r,
+            contact_id,
+            message_id: Uuid::now_v7(),
+            template,
+            preview,
+        });
+    }
+    // Open conversations, created or brought up to date in one statement (one per number and
+    // contact thanks to the partial unique index), in contact order so that concurrent slices
+    // lock shared conversations in one order.
+    drafts.sort_by_key(|d| d.contact_id);
+    let contact_ids: Vec<Uuid> = drafts.iter().map(|d| d.contact_id).collect();
+    let previews: Vec<&str> = drafts.iter().map(|d| d.preview.as_str()).collect();
+    let convs: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "INSERT INTO conversations (org_id, account_id, contact_id, last_message_direction, last_message_at,
+                                    last_message_preview)
+         SELECT $1, $2, u.contact_id, 'OUTBOUND', now(), u.preview
+           FROM UNNEST($3::uuid[], $4::text[]) AS u(contact_id, preview) ORDER BY u.contact_id
+         ON CONFLICT (account_id, contact_id) WHERE status <> 'CLOSED'
+         DO UPDATE SET last_message_at = now(), last_message_preview = EXCLUDED.last_message_preview,
+                       last_message_direction = 'OUTBOUND'
+         RETURNING contact_id, id",
+    )
+    .bind(c.org_id)
+    .bind(c.account_id)
+    .bind(&contact_ids)
+    .bind(&previews)
+    .fetch_all(&mut *tx)
+    .await?;
+    let conv_of: HashMap<Uuid, Uuid> = convs.into_iter().collect();
+
+    let n = drafts.len();
+    let (mut rec_ids, mut msg_ids, mut conv_ids, mut contents, mut requests, mut queued) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for d in drafts {
+        let Some(conv) = conv_of.get(&d.contact_id) else {
+            continue;
+        };
+        let request = campaigns::request_body(d.message_id, &d.recipient.phone, &d.template);
+        rec_ids.push(d.recipient.id);
+        msg_ids.push(d.message_id);
         conv_ids.push(*conv);
-        contents.push(json!({"template": template}).to_string());
-        requests.push(campaigns::request_body(message_id, &r.phone, &template).to_string());
-        previews.push(preview);
+        contents.push(json!({"template": d.template}).to_string());
+        requests.push(request.to_string());
+        queued.push(Queued {
+            message_id: d.message_id,
+            to: d.recipient.phone.clone(),
+            request,
+        });
     }
     sqlx::query(
         "INSERT INTO messages (id, org_id, conversation_id, account_id, direction, type, content, status, request,
@@ -337,15 +525,6 @@ async fn dispatch_slice(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "UPDATE conversations c SET last_message_at = now(), last_message_preview = u.preview,
-                last_message_direction = 'OUTBOUND'
-           FROM UNNEST($1::uuid[], $2::text[]) AS u(id, preview) WHERE c.id = u.id",
-    )
-    .bind(&conv_ids)
-    .bind(&previews)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
         "UPDATE campaign_recipients r SET status = 'sending', message_id = u.message_id, updated_at = now()
            FROM UNNEST($1::bigint[], $2::uuid[]) AS u(id, message_id) WHERE r.id = u.id",
     )
@@ -353,27 +532,21 @@ async fn dispatch_slice(
     .bind(&msg_ids)
     .execute(&mut *tx)
     .await?;
-    let spacing = chrono::Duration::microseconds((1e6 / (rate * DUE_AHEAD)).max(1.0) as i64);
-    let first = (*next_due).max(chrono::Utc::now());
-    let jobs: Vec<NewJob<SendMessage>> = msg_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            NewJob::new(SendMessage {
-                message_id: *id,
-                account_id: c.account_id,
-                trigger: "campaign".into(),
+    if let Route::Jobs { rate, next_due } = route {
+        let spacing = chrono::Duration::microseconds((1e6 / (rate * DUE_AHEAD)).max(1.0) as i64);
+        let first = (*next_due).max(chrono::Utc::now());
+        let jobs: Vec<NewJob<SendMessage>> = msg_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                campaigns::send_job(*id, c.org_id, c.account_id).run_at(first + spacing * i as i32)
             })
-            .org(c.org_id)
-            .priority(SEND_PRIORITY)
-            .run_at(first + spacing * i as i32)
-            .unique_key(format!("send:{id}"))
-        })
-        .collect();
-    *next_due = first + spacing * msg_ids.len() as i32;
-    jobs::enqueue_many(&mut *tx, jobs).await?;
+            .collect();
+        *next_due = first + spacing * msg_ids.len() as i32;
+        jobs::enqueue_many(&mut *tx, jobs).await?;
+    }
     tx.commit().await?;
-    Ok(msg_ids.len())
+    Ok(queued)
 }
 
 // ---- The send job's campaign hooks (called from `send_message.rs`) ----------------------

@@ -3,6 +3,7 @@
 //! Adding a kind: define its payload (implementing `JobKind`) in `wharf_shared`, write the
 //! handler in a module here, register it below.
 
+pub mod campaign_sends;
 pub mod campaigns;
 pub mod diag;
 pub mod download_media;
@@ -50,14 +51,16 @@ pub fn registry(config: &WorkerConfig) -> Registry {
 pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     register_inbox(registry, deps.clone());
     templates::register(registry, deps.clone());
-    register_outbound(registry, deps);
-    register_campaigns(registry);
+    register_outbound(registry, deps.clone());
+    register_campaigns(registry, deps);
 }
 
 /// Registers the campaign kinds (`campaigns.dispatch`, `campaigns.launch_due`).
-pub fn register_campaigns(registry: &mut Registry) {
+pub fn register_campaigns(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     registry
-        .register::<wharf_shared::campaigns::DispatchCampaign, _, _>(campaigns::dispatch)
+        .register::<wharf_shared::campaigns::DispatchCampaign, _, _>(move |ctx, payload| {
+            campaigns::dispatch(ctx, deps.clone(), payload)
+        })
         .register::<wharf_shared::campaigns::LaunchDue, _, _>(campaigns::launch_due);
 }
 

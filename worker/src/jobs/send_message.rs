@@ -171,17 +171,15 @@ pub async fn run(
     );
     let number = Bucket::number(&account.phone_number_id, rate);
     let buckets = [number.clone(), Bucket::pair(&account.phone_number_id, &to)];
-    loop {
-        match deps.limiter.acquire(&buckets, MAX_RESERVE).await {
-            Decision::Allowed => break,
-            Decision::Reserved(w) => {
-                tokio::time::sleep(w).await;
-                break;
-            }
-            Decision::Wait(w) if w <= SLEEP_IN_PLACE => tokio::time::sleep(w).await,
-            Decision::Wait(w) => return Ok(JobOutcome::snooze_for(w)),
-        }
+    if let Some(wait) = take_slot(&deps, &buckets).await {
+        return Ok(JobOutcome::snooze_for(wait));
     }
+    let sending = Attempting {
+        org_id: m.org_id,
+        send_attempts: m.send_attempts,
+        pair_delays: m.pair_delays,
+        last_try: ctx.attempt >= ctx.max_attempts,
+    };
 
     let mut request = request;
     if let Some(blob) = &m.blob_path {
@@ -204,7 +202,9 @@ pub async fn run(
                         .execute(pool)
                         .await?;
                 }
-                Err(e) => return handle_error(&ctx, &deps, &job, &m, &account, &number, e).await,
+                Err(e) => {
+                    return handle_error(pool, &deps, &job, &sending, &account, &number, e).await
+                }
             }
         }
     }
@@ -239,8 +239,36 @@ pub async fn run(
                 .await?;
             Ok(JobOutcome::Complete)
         }
-        Err(e) => handle_error(&ctx, &deps, &job, &m, &account, &number, e).await,
+        Err(e) => handle_error(pool, &deps, &job, &sending, &account, &number, e).await,
     }
+}
+
+/// Takes the send's tokens from the number's and the recipient's buckets, sleeping for short
+/// waits and reserved slots. `Some(wait)`: no token within the reservation horizon; the
+/// caller defers the send by `wait` (nothing was taken).
+async fn take_slot(deps: &WorkerDeps, buckets: &[Bucket]) -> Option<Duration> {
+    loop {
+        match deps.limiter.acquire(buckets, MAX_RESERVE).await {
+            Decision::Allowed => return None,
+            Decision::Reserved(w) => {
+                tokio::time::sleep(w).await;
+                return None;
+            }
+            Decision::Wait(w) if w <= SLEEP_IN_PLACE => tokio::time::sleep(w).await,
+            Decision::Wait(w) => return Some(w),
+        }
+    }
+}
+
+/// The message's sending history that error handling decides from.
+pub(crate) struct Attempting {
+    pub org_id: Uuid,
+    /// Sends recorded before this one.
+    pub send_attempts: i32,
+    /// 131056 refusals since the last accepted send.
+    pub pair_delays: i64,
+    /// No retry remains after this attempt.
+    pub last_try: bool,
 }
 
 async fn upload(
@@ -267,20 +295,21 @@ async fn upload(
         .await
 }
 
-async fn handle_error(
-    ctx: &JobContext,
+/// Records a failed send and decides what happens next; an `Err` asks for a retry after the
+/// kind's backoff.
+pub(crate) async fn handle_error(
+    pool: &PgPool,
     deps: &WorkerDeps,
     job: &SendMessage,
-    m: &Row,
+    m: &Attempting,
     account: &accounts::AccountCredentials,
     number: &Bucket,
     err: MetaError,
 ) -> anyhow::Result<JobOutcome> {
-    let pool = &ctx.pool;
     let attempt = m.send_attempts + 1;
     let code = err.code();
     tracing::info!(message_id = %job.message_id, code = ?code, class = ?err.class(), error = %err, "send attempt failed");
-    let last_try = ctx.attempt >= ctx.max_attempts;
+    let last_try = m.last_try;
     if matches!(code, Some(132001 | 132015 | 132016)) {
         // Our copy of the template is stale (missing, paused or disabled at Meta): refresh it.
         let mut conn = pool.acquire().await?;
@@ -413,7 +442,7 @@ async fn handle_error(
 async fn retry_or_fail(
     pool: &PgPool,
     job: &SendMessage,
-    m: &Row,
+    m: &Attempting,
     attempt: i32,
     err: &MetaError,
     last_try: bool,
