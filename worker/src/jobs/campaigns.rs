@@ -51,15 +51,18 @@ const MAX_SLICE: i64 = 1000;
 const DUE_AHEAD: f64 = 1.25;
 /// How long a dispatcher waits for its sends in flight when it stops.
 const DRAIN_LIMIT: Duration = Duration::from_secs(15);
+/// Longest a winding-down run keeps sending its backlog before it hands the rest to jobs.
+const WIND_DOWN_LIMIT: Duration = Duration::from_secs(5);
 /// How often a direct-sending dispatcher re-reads its campaign (pause, cancel, account).
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Pause between two iterations of the loop.
 const TICK: Duration = Duration::from_millis(200);
-/// A dispatcher gives its bulk slot back (snoozes) after this long, so many campaigns share
-/// the lane fairly.
+/// After this long a dispatcher gives its bulk slot back (snoozes) if other bulk work is
+/// waiting, so many campaigns share the lane fairly; otherwise it runs on, since every
+/// hand-over pauses the campaign's pace for a moment.
 const MAX_RUN: Duration = Duration::from_secs(60);
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct CampaignRow {
     org_id: Uuid,
     account_id: Uuid,
@@ -173,11 +176,24 @@ async fn dispatch_loop(
     sender: &mut Option<(Uuid, Sender)>,
 ) -> anyhow::Result<JobOutcome> {
     let pool = &ctx.pool;
-    let started = Instant::now();
+    let mut started = Instant::now();
+    // Giving the slot back: no more claims; the run ends once its backlog has been sent.
+    let mut winding_down = false;
     // Where the schedule of this dispatcher's send jobs has reached (see `dispatch_slice`).
     let mut next_due = chrono::Utc::now();
     loop {
-        if ctx.cancel.is_cancelled() || started.elapsed() > MAX_RUN {
+        if ctx.cancel.is_cancelled() {
+            return Ok(JobOutcome::snooze_for(Duration::ZERO));
+        }
+        if !winding_down && started.elapsed() > MAX_RUN {
+            if bulk_work_waiting(pool).await? {
+                winding_down = true;
+            } else {
+                started = Instant::now();
+            }
+        }
+        let backlog_left = sender.as_ref().map_or(0, |(_, s)| s.backlog());
+        if winding_down && (backlog_left == 0 || started.elapsed() > MAX_RUN + WIND_DOWN_LIMIT) {
             return Ok(JobOutcome::snooze_for(Duration::ZERO));
         }
         let now = match check(pool, deps, job.campaign_id).await? {
@@ -186,43 +202,53 @@ async fn dispatch_loop(
         };
         let c = &now.campaign;
         let window = (now.rate * WINDOW_SECS).ceil().max(1.0) as i64;
-        let room = (window - now.in_flight).min(MAX_SLICE);
+        let room = if winding_down {
+            0
+        } else {
+            (window - now.in_flight).min(MAX_SLICE)
+        };
         let mut claimed = 0;
         let mut backlog = 0;
         match &now.direct {
             Some(from) => {
-                // Keep about half a second of the rate claimed ahead of the pacer.
+                let (_, s) = sender.get_or_insert_with(|| {
+                    (
+                        c.account_id,
+                        Sender::new(deps.clone(), pool.clone(), c.org_id),
+                    )
+                });
+                // Keep about half a second of the rate claimed ahead of the pacer. The claim
+                // runs beside the pacer: a slice's transaction takes tens of milliseconds,
+                // longer than the number's burst lasts at high rates, and pausing the pace for
+                // it would lose those slots.
                 let ahead = ((now.rate * 0.5).ceil() as i64).clamp(1, MAX_SLICE);
-                let waiting = sender.as_ref().map_or(0, |(_, s)| s.backlog()) as i64;
+                let waiting = s.backlog() as i64;
                 let want = (ahead - waiting).min(room);
-                if want > 0 && waiting <= ahead / 2 {
-                    let queued =
-                        dispatch_slice(pool, job.campaign_id, c, want, Route::Direct).await?;
-                    claimed = queued.len();
-                    if !queued.is_empty() {
-                        let (_, s) = sender.get_or_insert_with(|| {
-                            (
-                                c.account_id,
-                                Sender::new(deps.clone(), pool.clone(), c.org_id),
-                            )
-                        });
+                let mut claim = (want > 0 && waiting <= ahead / 2).then(|| {
+                    let (pool, c, id) = (pool.clone(), c.clone(), job.campaign_id);
+                    tokio::spawn(
+                        async move { dispatch_slice(&pool, id, &c, want, Route::Direct).await },
+                    )
+                });
+                // Pace until the next check is due and the claim is in.
+                let until = Instant::now() + CHECK_EVERY;
+                loop {
+                    let stop = ctx.cancel.is_cancelled();
+                    if let Some(pending) =
+                        claim.take_if(|h| h.is_finished() || stop || s.backlog() == 0)
+                    {
+                        let queued = pending.await??;
+                        claimed += queued.len();
                         s.push(queued);
                     }
-                }
-                if let Some((_, s)) = sender.as_mut() {
-                    // Pace until the next check is due.
-                    let until = Instant::now() + CHECK_EVERY;
-                    while s.backlog() > 0 && Instant::now() < until {
-                        if let Some(wait) = s.pace(from, now.rate).await {
-                            let wait = wait.min(until.saturating_duration_since(Instant::now()));
-                            tokio::select! {
-                                _ = ctx.cancel.cancelled() => return Ok(JobOutcome::snooze_for(Duration::ZERO)),
-                                _ = tokio::time::sleep(wait) => {}
-                            }
-                        }
+                    if stop || (claim.is_none() && (s.backlog() == 0 || Instant::now() >= until)) {
+                        break;
                     }
-                    backlog = s.backlog();
+                    if let Some(wait) = s.pace(from, now.rate).await {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
+                backlog = s.backlog();
             }
             None => {
                 if let Some((account_id, s)) = sender.take() {
@@ -256,7 +282,9 @@ async fn dispatch_loop(
             .fetch_one(pool)
             .await?;
             if !pending {
-                if let Some((account_id, s)) = sender.take() {
+                if let Some((account_id, s)) =
+                    sender.take_if(|(_, s)| s.in_flight() > 0 || s.backlog() > 0)
+                {
                     // The last sends: let them settle, then look again.
                     s.finish(account_id, DRAIN_LIMIT).await;
                     continue;
@@ -277,6 +305,16 @@ async fn dispatch_loop(
             }
         }
     }
+}
+
+/// Whether other bulk jobs (another campaign's dispatcher, say) are due and waiting for a slot.
+async fn bulk_work_waiting(pool: &PgPool) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE lane = 'bulk' AND state IN ('available', 'scheduled', 'retryable')
+                    AND run_at <= now())",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Hands every queued, unsent message of the campaign to a send job unless it has one: the
