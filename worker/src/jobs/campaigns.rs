@@ -201,7 +201,9 @@ async fn dispatch_loop(
             Err(outcome) => return Ok(outcome),
         };
         let c = &now.campaign;
-        let window = (now.rate * WINDOW_SECS).ceil().max(1.0) as i64;
+        // Direct sends keep their backlog (up to a second of the rate) in the window too.
+        let window_secs = WINDOW_SECS + if now.direct.is_some() { 1.0 } else { 0.0 };
+        let window = (now.rate * window_secs).ceil().max(1.0) as i64;
         let room = if winding_down {
             0
         } else {
@@ -217,14 +219,15 @@ async fn dispatch_loop(
                         Sender::new(deps.clone(), pool.clone(), c.org_id),
                     )
                 });
-                // Keep about half a second of the rate claimed ahead of the pacer. The claim
-                // runs beside the pacer: a slice's transaction takes tens of milliseconds,
-                // longer than the number's burst lasts at high rates, and pausing the pace for
-                // it would lose those slots.
-                let ahead = ((now.rate * 0.5).ceil() as i64).clamp(1, MAX_SLICE);
+                // Keep about a second of the rate claimed ahead of the pacer, and claim again
+                // while three quarters of it remain: a slice's transaction (tens of
+                // milliseconds, more when Postgres is busy) must never leave the pacer without
+                // messages. The claim runs beside the pacer, since pausing the pace for it
+                // would lose the number's slots at high rates.
+                let ahead = (now.rate.ceil() as i64).clamp(1, MAX_SLICE);
                 let waiting = s.backlog() as i64;
                 let want = (ahead - waiting).min(room);
-                let mut claim = (want > 0 && waiting <= ahead / 2).then(|| {
+                let mut claim = (want > 0 && waiting <= ahead * 3 / 4).then(|| {
                     let (pool, c, id) = (pool.clone(), c.clone(), job.campaign_id);
                     tokio::spawn(
                         async move { dispatch_slice(&pool, id, &c, want, Route::Direct).await },
