@@ -6,7 +6,7 @@ use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use wharf_shared::{db, shutdown, telemetry, Config};
+use wharf_shared::{shutdown, telemetry, Config};
 
 #[derive(Parser)]
 #[command(name = "api", about = "Wharf API server", version)]
@@ -56,7 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::serve(listener, state, shutdown).await
         }
         Command::Migrate => {
-            migrated_pool(&config).await?;
+            crate::migrated_pool(&config, 2).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -64,7 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut password = String::new();
             std::io::stdin().lock().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let pool = migrated_pool(&config).await?;
+            let pool = crate::migrated_pool(&config, 2).await?;
             match crate::bootstrap::create_super_admin(&pool, &email, password).await? {
                 crate::bootstrap::Outcome::Created(id) => {
                     println!("created super admin {email} ({id})")
@@ -76,21 +76,4 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// A small pool on the configured database, created (in development) and migrated first.
-async fn migrated_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
-    let url = config.database_url.expose().clone();
-    if !config.is_production() {
-        db::ensure_database(&url).await?;
-    }
-    let pool = db::lazy_pool(
-        &url,
-        db::PoolSettings {
-            max_connections: 2,
-            ..Default::default()
-        },
-    )?;
-    db::migrate(&pool).await?;
-    Ok(pool)
 }

@@ -76,9 +76,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Connects to Postgres (creating the database in development), applies migrations,
-/// connects to Redis and ensures the configured super admin exists.
-pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+/// A pool of `max_connections` on the configured database, created (in development) and
+/// migrated first.
+pub(crate) async fn migrated_pool(
+    config: &Config,
+    max_connections: u32,
+) -> anyhow::Result<sqlx::PgPool> {
     let url = config.database_url.expose().clone();
     if !config.is_production() {
         db::ensure_database(&url).await?;
@@ -86,11 +89,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let pool = db::lazy_pool(
         &url,
         db::PoolSettings {
-            max_connections: config.database_pool_size,
+            max_connections,
             ..Default::default()
         },
     )?;
     db::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Connects to Postgres (creating the database in development), applies migrations,
+/// connects to Redis and ensures the configured super admin exists.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let pool = migrated_pool(&config, config.database_pool_size).await?;
     let redis = RedisHandle::connect(&config).await;
     let state = AppState::new(config, pool, redis);
     bootstrap::ensure_super_admin_from_config(&state).await?;

@@ -141,7 +141,7 @@ impl Sender {
                 Decision::Wait(w) if w > HAND_OVER_AFTER => {
                     // The recipient's own bucket (or a number slowed right down): its send job
                     // waits instead of the campaign.
-                    let job = send_job(from, &message);
+                    let job = payload(from, &message);
                     let next = Ok(JobOutcome::snooze_for(w));
                     if let Err(e) = hand_over(&self.pool, self.org_id, job, next).await {
                         tracing::warn!(message_id = %message.message_id, error = %e, "could not hand a campaign send to its job; the next dispatcher run adopts it");
@@ -209,7 +209,8 @@ impl Sender {
     }
 }
 
-fn send_job(from: &SendingAccount, message: &Queued) -> SendMessage {
+/// The send job payload of a campaign message (what `handle_error` and `hand_over` take).
+fn payload(from: &SendingAccount, message: &Queued) -> SendMessage {
     SendMessage {
         message_id: message.message_id,
         account_id: from.account.id,
@@ -224,7 +225,7 @@ async fn send(
     from: &SendingAccount,
     message: Queued,
 ) -> anyhow::Result<()> {
-    let job = send_job(from, &message);
+    let job = payload(from, &message);
     if let Some(outcome) =
         super::campaigns::before_send(pool, &deps.ledger, message.message_id).await?
     {
