@@ -13,8 +13,14 @@ use axum::{
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
+use wharf_shared::meta::{ErrorClass, MetaError};
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Meta's throttling codes (application, account and business-use-case limits).
+const THROTTLE_CODES: &[i64] = &[4, 17, 32, 613, 80007, 80008, 130429];
+const META_THROTTLE_RETRY_SECS: u64 = 60;
+const META_OUTAGE_RETRY_SECS: u64 = 5;
 
 /// One entry of a 422 response.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -37,6 +43,18 @@ impl FieldError {
     }
 }
 
+/// Every error answer: `{"detail": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
+}
+
+/// A 422: every wrong field of the request, each with its location.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationErrorBody {
+    pub detail: Vec<FieldError>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("validation failed")]
@@ -57,9 +75,13 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
-    /// Meta (or another upstream) failed or is unreachable: 502, the client may retry.
-    #[error("{0}")]
-    BadGateway(String),
+    /// Meta (or another upstream) is throttling us or not answering: 503 with `Retry-After`.
+    /// Our client asked us, not Meta, so a Meta failure never passes through as a 502.
+    #[error("{message}")]
+    UpstreamUnavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -74,6 +96,39 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(&["body", field], msg, "value_error")])
     }
 
+    /// What our client hears when a Meta call made on its behalf fails (`what`: the thing we
+    /// asked Meta for, e.g. "pricing analytics"): a throttle or an outage is a 503 with
+    /// `Retry-After`; an account Meta no longer accepts, or a refusal, is a 409 saying why.
+    pub fn from_meta(err: &MetaError, what: &str) -> Self {
+        match err.class() {
+            ErrorClass::Retryable if err.code().is_some_and(|c| THROTTLE_CODES.contains(&c)) => {
+                Self::UpstreamUnavailable {
+                    message: format!(
+                        "Meta is throttling this WhatsApp Business Account ({}); retry in {META_THROTTLE_RETRY_SECS} seconds",
+                        err.title()
+                    ),
+                    retry_after_secs: META_THROTTLE_RETRY_SECS,
+                }
+            }
+            ErrorClass::Retryable => {
+                tracing::warn!(error = %err, what, "Meta unavailable");
+                Self::UpstreamUnavailable {
+                    message: format!("Meta is not answering right now ({what}); please retry"),
+                    retry_after_secs: META_OUTAGE_RETRY_SECS,
+                }
+            }
+            ErrorClass::AccountLevel => Self::Conflict(format!(
+                "Meta no longer accepts this WhatsApp account's credentials ({}): reconnect it with a new access token",
+                err.title()
+            )),
+            ErrorClass::Terminal | ErrorClass::RecipientDelay => Self::Conflict(format!(
+                "Meta refused {what}: {} ({})",
+                err.title(),
+                err.code().unwrap_or(0)
+            )),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -85,7 +140,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,7 +175,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(body)).into_response();
         match &self {
-            Self::TooManyRequests { retry_after_secs } => {
+            Self::TooManyRequests { retry_after_secs }
+            | Self::UpstreamUnavailable {
+                retry_after_secs, ..
+            } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));

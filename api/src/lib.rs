@@ -6,67 +6,50 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
+pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod upload;
 pub mod validate;
 pub mod webhook_ingest;
 
 use std::{net::SocketAddr, time::Duration};
 
-use axum::{extract::DefaultBodyLimit, http::Request, Router};
+use axum::{extract::DefaultBodyLimit, http::Request, middleware, routing::get, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
-use utoipa::{
-    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
-    Modify, OpenApi,
-};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use wharf_shared::{db, redis_conn::RedisHandle, Config};
 
 pub use state::AppState;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Wharf API", description = "WhatsApp customer experience at campaign scale."),
-    modifiers(&SecuritySchemes),
-    security(("bearer" = []), ("apiKey" = []))
-)]
-struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT or cm_ API key")
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "apiKey",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
-        );
-    }
-}
-
 /// The router and the OpenAPI document generated from it.
 pub fn app(state: AppState) -> Router {
-    let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", routes::api_v1())
         .split_for_parts();
+    openapi::add_error_responses_everywhere(&mut spec);
     api.merge(routes::docs::router(spec))
         .merge(routes::metrics::router())
         .merge(routes::webhooks::router())
-        .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        // Load balancers probe the root; people opening the server land on the docs.
+        .route("/", get(edge::root))
+        .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
+        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        // Body limits are per route, in one table (`edge::body_limit`), enforced by the guard.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(edge::guard))
+        .layer(middleware::from_fn(edge::json_errors))
         .layer(
             // Spans carry method and path only: query strings can hold webhook verify tokens.
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

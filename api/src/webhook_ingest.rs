@@ -1,4 +1,4 @@
-//! Group commit for Meta webhooks (DESIGN.md "Flows: Inbound webhook").
+//! Group commit for Meta webhooks (ARCHITECTURE.md, "Inbound webhooks").
 //!
 //! Every accepted webhook needs its event row and its `process_webhook` job durably committed
 //! before we answer 200. One transaction per webhook makes the commit (a WAL flush) and four

@@ -1,5 +1,5 @@
 //! The `scheduler` process: turns the cron table into jobs, exactly once per tick however many
-//! replicas run (DESIGN.md "Processes").
+//! replicas run (ARCHITECTURE.md, "Cron").
 //!
 //! The loop sleeps until the earliest next tick of any entry, then fires, for every entry, the
 //! latest tick that has passed if it is newer than the last one fired. That one rule gives
@@ -109,7 +109,8 @@ pub async fn run(config: SchedulerConfig, shutdown: CancellationToken) -> anyhow
             }
             match fire::fire(&pool, entry, due).await {
                 Ok(Some(job_id)) => {
-                    tracing::info!(entry = entry.name, tick = %due, job_id, "enqueued cron job");
+                    // Routine: at debug, so a day of ticks does not drown the log.
+                    tracing::debug!(entry = entry.name, tick = %due, job_id, "enqueued cron job");
                     last.insert(entry.name, due);
                 }
                 Ok(None) => {

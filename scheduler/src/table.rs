@@ -81,7 +81,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     // Hourly, at minute 7 (away from the top of the hour, when everyone's cron fires).
     ("prune_jobs", "0 7 * * * *"),
     // Scheduled campaign launches: a conditional UPDATE, so a tick costs one indexed query.
-    ("campaigns_launch_due", "*/2 * * * * *"),
+    ("campaigns_launch_due", "0 * * * * *"),
     // Later: ("idle_agents", "0 * * * * *"), ...
 ];
 

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::crypto::SecretBox;
 
-/// Messages per second Meta allows a number at a throughput level (DESIGN.md "Rate limits"):
+/// Messages per second Meta allows a number at a throughput level (ARCHITECTURE.md, "Rate limits"):
 /// 80 by default, 1,000 after the upgrade, 20 for coexistence numbers.
 pub fn rate_for_level(level: Option<&str>) -> i32 {
     match level {

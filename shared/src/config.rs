@@ -99,7 +99,7 @@ impl Config {
                     Some(v) => Ok(v),
                     None if production => Err(ConfigError::MissingSecret { name, hint }),
                     None => {
-                        tracing::warn!(variable = name, "not set; using the development default");
+                        warn_dev_default_once(name);
                         Ok(dev.to_string())
                     }
                 }
@@ -241,6 +241,17 @@ where
             name,
             reason: format!("{raw:?}: {e}"),
         })
+}
+
+/// Warns that `name` runs on its development default, once per process however often the
+/// configuration is read.
+fn warn_dev_default_once(name: &'static str) {
+    static WARNED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.contains(&name) {
+        warned.push(name);
+        tracing::warn!(variable = name, "not set; using the development default");
+    }
 }
 
 #[cfg(test)]

@@ -304,27 +304,78 @@ async fn set_password_lets_an_invited_user_log_in() {
     )
     .await
     .expect(401);
-    // ...set-password works for the signed-in user.
+    // ...until they set a first password, signed in (as by a sign-in code) with an access
+    // token of their own.
+    let invited: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'new@invite.example.com'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let invited_token =
+        wharf_api::auth::jwt::JwtKeys::new(app.config.jwt_secret.expose().as_bytes())
+            .issue(invited, std::time::Duration::from_secs(300));
+    app.post(
+        "/api/v1/auth/set-password",
+        &invited_token,
+        json!({"password": "123"}),
+    )
+    .await
+    .expect(422);
     let r = app
         .post(
             "/api/v1/auth/set-password",
-            &admin.token,
+            &invited_token,
             json!({"password": "Another-pass-9"}),
         )
         .await
         .expect(200);
     assert_eq!(r.data()["user"]["hasPassword"], true);
-    app.login(&admin.email, "Another-pass-9").await;
-    app.post(
-        "/api/v1/auth/set-password",
-        &admin.token,
-        json!({"password": "123"}),
-    )
-    .await
-    .expect(422);
+    app.login("new@invite.example.com", "Another-pass-9").await;
     app.post_anon(
         "/api/v1/auth/set-password",
         json!({"password": "Another-pass-9"}),
+    )
+    .await
+    .expect(401);
+}
+
+/// A stolen access token must not be enough to take an account over: an account with a
+/// password changes it only with the current one, and that revokes its other sessions.
+#[tokio::test]
+async fn set_password_cannot_replace_an_existing_password() {
+    let app = TestApp::spawn().await;
+    let admin = app.register_org("Takeover Co").await;
+    let r = app
+        .post(
+            "/api/v1/auth/set-password",
+            &admin.token,
+            json!({"password": "Attacker-pass-1"}),
+        )
+        .await
+        .expect(403);
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("/profile/change-password"));
+    // Nothing changed: the old password still works, the attacker's does not.
+    app.login(&admin.email, PASSWORD).await;
+    app.post_anon(
+        "/api/v1/auth/login",
+        json!({"email": admin.email, "password": "Attacker-pass-1"}),
+    )
+    .await
+    .expect(401);
+    // change-password (with the current one) revokes every other refresh token.
+    app.post(
+        "/api/v1/profile/change-password",
+        &admin.token,
+        json!({"currentPassword": PASSWORD, "newPassword": "Owner-new-pass-2"}),
+    )
+    .await
+    .expect(200);
+    app.post_anon(
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": admin.refresh_token}),
     )
     .await
     .expect(401);

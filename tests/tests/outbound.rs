@@ -1,7 +1,7 @@
 //! Sending through the whole path: API (202 + queued row) → send job (limits, Meta call) →
 //! simulator → status webhooks; Meta's error classes injected at the simulator, each ending in
-//! the state DESIGN.md states; the failed-messages dashboard (retry really resends, discard
-//! stops for good); idempotency; tenancy and roles.
+//! the state ARCHITECTURE.md gives in "Meta errors"; the failed-messages dashboard (retry
+//! really resends, discard stops for good); idempotency; tenancy and roles.
 
 use std::time::Duration;
 
@@ -153,9 +153,67 @@ async fn a_text_goes_out_and_its_statuses_come_back() {
     let m = wait_status(&s, &id, "read").await;
     assert!(m["wamid"].as_str().unwrap().starts_with("wamid."));
     assert!(m["sent_at"].is_string() && m["delivered_at"].is_string() && m["read_at"].is_string());
+    // Meta's status times are whole seconds, sentAt is not: a later step never shows earlier.
+    let at = |k: &str| chrono::DateTime::parse_from_rfc3339(m[k].as_str().unwrap()).unwrap();
+    assert!(
+        at("sent_at") <= at("delivered_at") && at("delivered_at") <= at("read_at"),
+        "{m}"
+    );
     let got = received_to(&s, "15551110001");
     assert_eq!(got.len(), 1, "sent exactly once");
     assert_eq!(attempts(&s, &id).await, vec![("sent".into(), None)]);
+}
+
+/// An uploaded document above the JSON body limit is streamed to the blob store, checked
+/// against its declared type, uploaded to Meta by the worker and sent.
+#[tokio::test]
+async fn an_uploaded_document_is_stored_checked_and_sent() {
+    let s = setup().await;
+    let conv = conversation(&s, "15551110009", 5).await;
+    let post = |bytes: Vec<u8>, mime: &'static str| {
+        let form = reqwest::multipart::Form::new()
+            .text("caption", "your invoice")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name("invoice.pdf")
+                    .mime_str(mime)
+                    .unwrap(),
+            );
+        s.p.app
+            .client
+            .post(format!(
+                "{}/api/v1/conversations/{conv}/messages/media",
+                s.p.app.base_url
+            ))
+            .bearer_auth(&s.admin.token)
+            .multipart(form)
+            .send()
+    };
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.resize(3 * 1024 * 1024, b' ');
+    let r = wharf_tests::TestApp::read(post(pdf, "application/pdf").await.unwrap())
+        .await
+        .expect(202);
+    assert_eq!(r.data()["type"], "document");
+    let id = r.data()["id"].as_str().unwrap().to_string();
+    wait_status(&s, &id, "read").await;
+    let got = received_to(&s, "15551110009");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, "document");
+    // Declared a PDF, really an HTML page: refused, nothing queued.
+    let r = wharf_tests::TestApp::read(
+        post(b"<html>nope</html>".to_vec(), "application/pdf")
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(422);
+    assert_eq!(r.body["detail"][0]["loc"], json!(["body", "file"]));
+    let queued =
+        s.p.count("SELECT count(*) FROM messages WHERE direction = 'OUTBOUND'")
+            .await;
+    assert_eq!(queued, 1);
 }
 
 #[tokio::test]

@@ -319,12 +319,21 @@ async fn drafts_submit_through_a_job_and_status_webhooks_apply_at_once() {
         .templates(&s.number.waba_id)
         .unwrap()
         .is_empty());
+    // A template just created is listed by default (every status but REMOVED)...
     assert_eq!(
         app.get("/api/v1/templates", t).await.expect(200).body["pagination"]["total"],
-        0
+        1
     );
     let all = app.get("/api/v1/templates?status=all", t).await.expect(200);
     assert_eq!(all.body["pagination"]["total"], 1);
+    // ...and `?status=APPROVED` keeps only the sendable ones.
+    assert_eq!(
+        app.get("/api/v1/templates?status=APPROVED", t)
+            .await
+            .expect(200)
+            .body["pagination"]["total"],
+        0
+    );
     let drafts = app
         .get("/api/v1/templates?status=DRAFT&search=order", t)
         .await

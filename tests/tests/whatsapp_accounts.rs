@@ -109,6 +109,27 @@ async fn manual_connection_is_verified_saved_encrypted_and_masked() {
         )
         .await
         .expect(409);
+    // A caller whose token does not reach that number learns nothing about it: Meta's refusal
+    // of the token, not "connected elsewhere".
+    let stranger = f.sim.state().create_token(TokenSpec {
+        token: Some("EAAB-stranger-token-xyz".into()),
+        wabas: Some(vec!["9999".into()]),
+        expires_in_secs: None,
+    });
+    let r = f
+        .app
+        .post(
+            "/api/v1/whatsapp-accounts/connect-manual",
+            &other.token,
+            json!({"wabaId": "2001", "phoneNumberId": "3001", "accessToken": stranger}),
+        )
+        .await
+        .expect(422);
+    assert!(
+        !r.body.to_string().contains("already connected"),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -156,7 +177,7 @@ async fn manual_connection_rejects_what_meta_rejects_and_saves_nothing() {
 }
 
 #[tokio::test]
-async fn meta_outage_during_connection_is_a_502_and_saves_nothing() {
+async fn meta_outage_during_connection_is_a_503_with_retry_after_and_saves_nothing() {
     let f = fixture().await;
     let token = meta_number(&f.sim, "2003", "3003", "STANDARD");
     // Take the simulator down: Meta unreachable.
@@ -170,7 +191,8 @@ async fn meta_outage_during_connection_is_a_502_and_saves_nothing() {
             json!({"wabaId": "2003", "phoneNumberId": "3003", "accessToken": token}),
         )
         .await
-        .expect(502);
+        .expect(503);
+    assert!(r.headers.get("retry-after").is_some());
     assert!(
         r.body["detail"].as_str().unwrap().contains("retry"),
         "{base}"

@@ -1,4 +1,5 @@
-//! The `worker` process: runs jobs from the lanes it is configured for (DESIGN.md "Jobs").
+//! The `worker` process: runs jobs from the lanes it is configured for (ARCHITECTURE.md,
+//! "Job rules").
 //!
 //! The queue itself (tables, enqueue, fetch, admin) lives in `wharf_shared::jobs`; this crate is
 //! the runtime that drives it: per-lane fetch loops, the handler registry and one module per job

@@ -65,8 +65,11 @@ pub struct JobsQuery {
 
 impl Validate for JobsQuery {
     fn validate(&self, v: &mut Violations) {
-        if self.page == Some(0) {
-            v.add("page", "must be 1 or more");
+        if self
+            .page
+            .is_some_and(|p| p == 0 || i64::from(p) > super::MAX_PAGE)
+        {
+            v.add("page", format!("must be between 1 and {}", super::MAX_PAGE));
         }
         if self
             .limit

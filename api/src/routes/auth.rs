@@ -262,33 +262,49 @@ impl Validate for SetPasswordRequest {
     }
 }
 
-/// Set or update the password of the authenticated user. Other sessions end; a fresh session
-/// is returned.
+/// Set a first password for an account that has none (invited, or signed in by code). An
+/// account with a password changes it at `/profile/change-password`, which asks for the current
+/// one: a stolen access token must not be enough to take an account over. Other sessions end;
+/// a fresh session is returned.
 #[utoipa::path(post, path = "/auth/set-password", tag = "auth", request_body = SetPasswordRequest,
-    responses((status = 200, body = Data<SessionOut>), (status = 401), (status = 403), (status = 422)))]
+    responses((status = 200, body = Data<SessionOut>), (status = 401),
+        (status = 403, description = "The account already has a password"), (status = 422)))]
 async fn set_password(
     State(state): State<AppState>,
     auth: Auth,
     ValidJson(body): ValidJson<SetPasswordRequest>,
 ) -> ApiResult<Json<Data<SessionOut>>> {
     let user_id = auth.user()?.id;
-    let session = replace_password(&state, user_id, body.password).await?;
+    let session = replace_password(&state, user_id, body.password, OnlyIfUnset(true)).await?;
     Ok(Data::new(session))
 }
 
-/// Stores a new password, ends every other session and opens a new one.
+/// Whether [`replace_password`] may only set a first password.
+pub struct OnlyIfUnset(pub bool);
+
+/// Stores a new password, ends every other session (refresh tokens included) and opens a new
+/// one. With `OnlyIfUnset(true)` an account that already has a password is a 403.
 pub async fn replace_password(
     state: &AppState,
     user_id: Uuid,
     password: String,
+    only_if_unset: OnlyIfUnset,
 ) -> ApiResult<SessionOut> {
     let hash = hash_password(password).await?;
     let mut tx = state.db.begin().await?;
-    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-        .bind(user_id)
-        .bind(hash)
-        .execute(&mut *tx)
-        .await?;
+    let updated = sqlx::query(
+        "UPDATE users SET password_hash = $2 WHERE id = $1 AND (NOT $3 OR password_hash IS NULL)",
+    )
+    .bind(user_id)
+    .bind(hash)
+    .bind(only_if_unset.0)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::Forbidden(
+            "This account already has a password: change it with POST /api/v1/profile/change-password, which asks for the current one".into(),
+        ));
+    }
     sessions::revoke_all(&mut *tx, user_id).await?;
     let tokens = sessions::issue(state, &mut tx, user_id).await?;
     tx.commit().await?;

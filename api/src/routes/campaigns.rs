@@ -1,4 +1,4 @@
-//! Campaigns (DESIGN.md "Flows: Campaign"): a template broadcast to a frozen audience.
+//! Campaigns (ARCHITECTURE.md, "Campaigns"): a template broadcast to a frozen audience.
 //!
 //! - `POST /campaigns` takes JSON (`{"name","templateId","accountId"?,"scheduledAt"?,
 //!   "headerMediaLink"?,"recipients":[{"phone", "name"?, "variables"?, ...variables}]}`) or a
@@ -24,7 +24,7 @@ use std::{
 
 use axum::{
     body::{Body, Bytes},
-    extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State},
+    extract::{FromRequest, Multipart, Path, Request, State},
     http::{header, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
@@ -59,8 +59,6 @@ use crate::{
     validate::{Validate, Violations},
 };
 
-/// Request bodies of this router may hold 100k+ recipients.
-pub const MAX_BODY_BYTES: usize = 50 * 1024 * 1024;
 /// Recipients per campaign.
 pub const MAX_RECIPIENTS: usize = 1_000_000;
 /// Rejected rows listed in a response (all are counted).
@@ -84,7 +82,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resume))
         .routes(routes!(cancel))
         .routes(routes!(retry_failed))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 // ---- shapes ------------------------------------------------------------------------------
@@ -567,9 +564,9 @@ async fn read_create(state: &AppState, req: Request) -> ApiResult<CreateInput> {
         .unwrap_or_default()
         .to_string();
     if ct.starts_with("multipart/form-data") {
-        let mut mp = Multipart::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("Malformed multipart body: {e}")))?;
+        let mut mp = Multipart::from_request(req, state).await.map_err(|e| {
+            ApiError::BadRequest(format!("Malformed multipart body: {}", e.body_text()))
+        })?;
         let mut input = CreateInput {
             name: None,
             template_id: None,
@@ -581,13 +578,16 @@ async fn read_create(state: &AppState, req: Request) -> ApiResult<CreateInput> {
         while let Some(field) = mp
             .next_field()
             .await
-            .map_err(|e| ApiError::BadRequest(format!("Malformed multipart body: {e}")))?
+            .map_err(crate::upload::multipart_error)?
         {
             let fname = field.name().unwrap_or_default().to_string();
             let data = field
                 .bytes()
                 .await
-                .map_err(|e| ApiError::BadRequest(format!("Could not read field {fname}: {e}")))?;
+                .map_err(crate::upload::multipart_error)?;
+            if data.contains(&0) {
+                return Err(ApiError::invalid_field(&fname, crate::extract::NUL_MESSAGE));
+            }
             let text = || String::from_utf8_lossy(&data).trim().to_string();
             match fname.as_str() {
                 "file" => input.rows = Some(csv_rows(&data)?),
@@ -922,6 +922,9 @@ async fn create_campaign(
     .bind(&costs)
     .execute(&mut *tx)
     .await?;
+    if let Some(at) = input.scheduled_at {
+        campaigns::schedule_launch(&mut tx, org_id, id, at).await?;
+    }
     tx.commit().await?;
     tracing::info!(campaign_id = %id, accepted = n, rejected = rejected.len(), elapsed_ms = started.elapsed().as_millis() as u64, "campaign created");
     let campaign = fetch_campaign(&state.db, org_id, id).await?;
@@ -1617,6 +1620,7 @@ async fn launch(
     campaigns::enqueue_dispatch(&mut tx, org_id, id)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
+    campaigns::unschedule_launch(&mut tx, &[id]).await?;
     tx.commit().await?;
     Ok(Data::new(fetch_campaign(&state.db, org_id, id).await?))
 }
@@ -1700,6 +1704,7 @@ async fn cancel_ids(state: &AppState, org_id: Uuid, ids: &[Uuid]) -> ApiResult<u
     .bind(&cancelled)
     .execute(&mut *tx)
     .await?;
+    campaigns::unschedule_launch(&mut tx, &cancelled).await?;
     tx.commit().await?;
     Ok(cancelled.len() as u64)
 }
@@ -1783,13 +1788,13 @@ pub struct CampaignFilter {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct BulkRequest {
+pub struct CampaignBulkRequest {
     /// delete | pause | cancel
     pub action: String,
     pub selection: Selection<CampaignFilter>,
 }
 
-impl Validate for BulkRequest {
+impl Validate for CampaignBulkRequest {
     fn validate(&self, v: &mut Violations) {
         if !["delete", "pause", "cancel"].contains(&self.action.as_str()) {
             v.add_kind("action", "must be delete, pause or cancel", "enum");
@@ -1807,12 +1812,12 @@ pub struct BulkOut {
 
 /// Bulk actions on campaigns (admin): delete (not while running or paused: cancel first),
 /// pause, cancel.
-#[utoipa::path(post, path = "/campaigns/bulk", tag = "campaigns", request_body = BulkRequest,
+#[utoipa::path(post, path = "/campaigns/bulk", tag = "campaigns", request_body = CampaignBulkRequest,
     responses((status = 200, body = Data<BulkOut>), (status = 403), (status = 422)))]
 async fn bulk(
     State(state): State<AppState>,
     auth: Auth,
-    ValidJson(body): ValidJson<BulkRequest>,
+    ValidJson(body): ValidJson<CampaignBulkRequest>,
 ) -> ApiResult<Json<Data<BulkOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let ids: Vec<Uuid> = match body.selection.mode {
@@ -1903,6 +1908,14 @@ async fn pricing_analytics(
         .await
         .map_err(ApiError::Internal)?
         .ok_or_else(|| ApiError::not_found("WhatsApp account"))?;
+    if acc.status != "CONNECTED" {
+        // A disconnected account's token is gone, a NEEDS_REAUTH one is refused: asking Meta
+        // would only fail.
+        return Err(ApiError::Conflict(format!(
+            "The WhatsApp account is {}: Meta's costs can be read once it is connected again",
+            acc.status
+        )));
+    }
     let meta = MetaClient::from_config(&state.config);
     let fields = format!(
         "pricing_analytics.start({}).end({}).granularity(DAILY).dimensions(PRICING_CATEGORY,PRICING_TYPE,COUNTRY)",
@@ -1916,7 +1929,7 @@ async fn pricing_analytics(
             &[("fields", fields.as_str())],
         )
         .await
-        .map_err(|e| ApiError::BadGateway(format!("Meta pricing analytics: {e}")))?;
+        .map_err(|e| ApiError::from_meta(&e, "pricing analytics"))?;
     let mut agg: BTreeMap<CostKey, (i64, f64)> = BTreeMap::new();
     for block in v["pricing_analytics"]["data"]
         .as_array()
@@ -1959,7 +1972,7 @@ async fn pricing_analytics(
 
 /// Real costs from Meta per WABA of the organization (last 90 days, pricing_analytics).
 #[utoipa::path(get, path = "/campaigns/meta-costs", tag = "campaigns",
-    responses((status = 200, body = Data<Vec<MetaCostsOut>>), (status = 502)))]
+    responses((status = 200, body = Data<Vec<MetaCostsOut>>), (status = 503, description = "Meta is throttling or not answering; see Retry-After")))]
 async fn meta_costs(
     State(state): State<AppState>,
     auth: Auth,
@@ -1996,7 +2009,7 @@ pub struct CampaignMetaCost {
 
 /// Calculated real cost of a campaign from Meta's pricing analytics over its days.
 #[utoipa::path(get, path = "/campaigns/{id}/meta-cost", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = Data<CampaignMetaCost>), (status = 404), (status = 409), (status = 502)))]
+    responses((status = 200, body = Data<CampaignMetaCost>), (status = 404), (status = 409), (status = 503, description = "Meta is throttling or not answering; see Retry-After")))]
 async fn meta_cost(
     State(state): State<AppState>,
     auth: Auth,

@@ -415,7 +415,7 @@ async fn discard_where(
 /// `{"messageIds": [...]}` or a seed-style `{"selection": {"mode": "ids"|"filter", ...}}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct BulkRequest {
+pub struct FailedMessagesBulkRequest {
     pub message_ids: Option<Vec<String>>,
     pub selection: Option<Selection<FailedFilter>>,
 }
@@ -423,7 +423,7 @@ pub struct BulkRequest {
 /// Bulk requests never act on more than this many messages at once.
 const MAX_BULK: i64 = 5000;
 
-impl Validate for BulkRequest {
+impl Validate for FailedMessagesBulkRequest {
     fn validate(&self, v: &mut Violations) {
         match (&self.message_ids, &self.selection) {
             (None, None) => v.add_kind("messageIds", "give messageIds or a selection", "missing"),
@@ -442,7 +442,11 @@ impl Validate for BulkRequest {
     }
 }
 
-async fn select_ids(state: &AppState, org_id: Uuid, body: &BulkRequest) -> ApiResult<Vec<Uuid>> {
+async fn select_ids(
+    state: &AppState,
+    org_id: Uuid,
+    body: &FailedMessagesBulkRequest,
+) -> ApiResult<Vec<Uuid>> {
     if let Some(ids) = &body.message_ids {
         return Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect());
     }
@@ -472,12 +476,12 @@ pub struct BulkRetryOut {
 }
 
 /// Retry many failed messages (admin), by ids or by the list's filters.
-#[utoipa::path(post, path = "/messages/failed/bulk-retry", tag = "failed-messages", request_body = BulkRequest,
+#[utoipa::path(post, path = "/messages/failed/bulk-retry", tag = "failed-messages", request_body = FailedMessagesBulkRequest,
     responses((status = 200, body = Data<BulkRetryOut>), (status = 403), (status = 422)))]
 async fn bulk_retry(
     State(state): State<AppState>,
     auth: Auth,
-    ValidJson(body): ValidJson<BulkRequest>,
+    ValidJson(body): ValidJson<FailedMessagesBulkRequest>,
 ) -> ApiResult<Json<Data<BulkRetryOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_SEND)?;
     let ids = select_ids(&state, org_id, &body).await?;
@@ -497,12 +501,12 @@ pub struct BulkDiscardOut {
 }
 
 /// Discard many failed messages (admin), by ids or by the list's filters.
-#[utoipa::path(post, path = "/messages/failed/bulk-discard", tag = "failed-messages", request_body = BulkRequest,
+#[utoipa::path(post, path = "/messages/failed/bulk-discard", tag = "failed-messages", request_body = FailedMessagesBulkRequest,
     responses((status = 200, body = Data<BulkDiscardOut>), (status = 403), (status = 422)))]
 async fn bulk_discard(
     State(state): State<AppState>,
     auth: Auth,
-    ValidJson(body): ValidJson<BulkRequest>,
+    ValidJson(body): ValidJson<FailedMessagesBulkRequest>,
 ) -> ApiResult<Json<Data<BulkDiscardOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let ids = select_ids(&state, org_id, &body).await?;

@@ -22,7 +22,7 @@ pub struct HealthOut {
 
 /// Health check: the process is up.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = HealthOut)))]
-async fn health() -> Json<HealthOut> {
+pub async fn health() -> Json<HealthOut> {
     Json(HealthOut {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
@@ -41,7 +41,7 @@ pub struct ReadyOut {
 /// Readiness check: Postgres and Redis reachable. 503 when one is not.
 #[utoipa::path(get, path = "/ready", tag = "health",
     responses((status = 200, body = ReadyOut), (status = 503, body = ReadyOut)))]
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyOut>) {
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyOut>) {
     let database = match tokio::time::timeout(
         std::time::Duration::from_secs(2),
         sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.db),

@@ -138,6 +138,10 @@ pub fn check_cursor_params<T: std::str::FromStr>(
     }
 }
 
+/// Highest page number of page-numbered lists: the row offset always fits (and no list is
+/// that long; cursor lists serve deep reads).
+pub const MAX_PAGE: i64 = 1_000_000;
+
 /// Hard upper bound of any page, whatever the client asks for.
 pub const MAX_PAGE_SIZE: i64 = 100;
 
@@ -153,7 +157,7 @@ pub struct PageParams {
 
 impl PageParams {
     pub fn page(&self) -> i64 {
-        self.page.unwrap_or(1).max(1)
+        self.page.unwrap_or(1).clamp(1, MAX_PAGE)
     }
 
     pub fn limit(&self) -> i64 {
@@ -165,8 +169,8 @@ impl PageParams {
     }
 
     pub fn check(&self, v: &mut Violations) {
-        if self.page.is_some_and(|p| p < 1) {
-            v.add("page", "must be 1 or more");
+        if self.page.is_some_and(|p| !(1..=MAX_PAGE).contains(&p)) {
+            v.add("page", format!("must be between 1 and {MAX_PAGE}"));
         }
         if self
             .limit

@@ -33,6 +33,7 @@ use crate::{
     error::{ApiError, ApiResult},
     extract::{parse_id, parse_json, ValidJson},
     state::AppState,
+    upload,
     validate::{Validate, Violations},
 };
 
@@ -181,7 +182,7 @@ fn check_link(v: &mut Violations, field: &str, link: &str) {
     }
 }
 
-/// Meta's limits for reply buttons and lists (reference/meta-cloud-api.md section 1).
+/// Meta's limits for reply buttons and lists (ARCHITECTURE.md, "Meta facts").
 fn check_interactive(v: &mut Violations, i: &Value) {
     let body = i["body"]["text"].as_str().unwrap_or_default();
     match i["type"].as_str() {
@@ -782,7 +783,7 @@ async fn reply_wamid(
     }
 }
 
-/// Meta's media limits by type (reference/meta-cloud-api.md section 5).
+/// Meta's media limits by type (ARCHITECTURE.md, "Meta facts").
 fn media_limit(kind: OutboundType, mime: &str) -> Option<u64> {
     const MB: u64 = 1024 * 1024;
     match kind {
@@ -812,30 +813,30 @@ async fn send_media(
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_SEND)?;
     let conversation_id = parse_id(&id, "Conversation")?;
-    let mut file: Option<(Bytes, String, String)> = None;
+    let dir = state.config.blob_dir.join(format!("{org_id}/outbound"));
+    let mut file = None;
     let mut kind_field: Option<String> = None;
     let mut caption: Option<String> = None;
     while let Some(field) = multipart
         .next_field()
         .await
-        .map_err(|e| ApiError::BadRequest(format!("Malformed multipart body: {e}")))?
+        .map_err(upload::multipart_error)?
     {
         match field.name() {
-            Some("file") => {
-                file = Some(crate::extract::read_file_field(field, "upload").await?);
-            }
-            Some("type") => kind_field = field.text().await.ok(),
-            Some("caption") => caption = field.text().await.ok(),
+            Some("file") => file = Some(upload::receive(field, "upload", &dir).await?),
+            Some("type") => kind_field = Some(text_field(field, "type").await?),
+            Some("caption") => caption = Some(text_field(field, "caption").await?),
             _ => {}
         }
     }
-    let Some((bytes, mime, filename)) = file else {
+    let Some(file) = file else {
         return Err(ApiError::Validation(vec![crate::error::FieldError::new(
             &["body", "file"],
             "Field required",
             "missing",
         )]));
     };
+    let mime = file.mime.clone();
     let kind = match kind_field.as_deref() {
         Some("image") => OutboundType::Image,
         Some("video") => OutboundType::Video,
@@ -860,16 +861,17 @@ async fn send_media(
             format!("{mime} cannot be sent as {}", kind.as_str()),
         ));
     };
-    if bytes.is_empty() {
+    if file.size == 0 {
         return Err(ApiError::invalid_field("file", "the file is empty"));
     }
-    if bytes.len() as u64 > limit {
+    if file.size > limit {
         return Err(ApiError::PayloadTooLarge(format!(
             "{} files are limited to {} bytes",
             kind.as_str(),
             limit
         )));
     }
+    file.check_type("file")?;
     if caption.is_some() && matches!(kind, OutboundType::Audio | OutboundType::Sticker) {
         return Err(ApiError::invalid_field(
             "caption",
@@ -882,15 +884,8 @@ async fn send_media(
         return Err(window_closed());
     }
     let blob = format!("{org_id}/outbound/{}", Uuid::new_v4());
-    let path = state.config.blob_dir.join(&blob);
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-    }
-    tokio::fs::write(&path, &bytes)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let (filename, size) = (file.filename.clone(), file.size);
+    file.keep_as(&state.config.blob_dir.join(&blob)).await?;
     let mut object = json!({});
     if let Some(c) = &caption {
         object["caption"] = json!(c);
@@ -898,8 +893,7 @@ async fn send_media(
     if kind == OutboundType::Document {
         object["filename"] = json!(filename);
     }
-    let content =
-        json!({"caption": caption, "filename": filename, "mimeType": mime, "size": bytes.len()});
+    let content = json!({"caption": caption, "filename": filename, "mimeType": mime, "size": size});
     let message = queue(
         &state,
         NewOutbound {
@@ -917,6 +911,18 @@ async fn send_media(
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Data::new(message)))
+}
+
+/// A text field of a multipart body: UTF-8 without U+0000, or a 422 naming it.
+async fn text_field(
+    field: axum::extract::multipart::Field<'_>,
+    name: &str,
+) -> Result<String, ApiError> {
+    let text = field.text().await.map_err(upload::multipart_error)?;
+    if text.contains('\0') {
+        return Err(ApiError::invalid_field(name, crate::extract::NUL_MESSAGE));
+    }
+    Ok(text)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

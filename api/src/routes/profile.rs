@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    auth::{replace_password, SessionOut},
+    auth::{replace_password, OnlyIfUnset, SessionOut},
     users::{fetch_user, verify_password, UserOut},
     Data,
 };
@@ -94,6 +94,6 @@ async fn change_password(
         return Err(ApiError::BadRequest("Current password is incorrect".into()));
     }
     Ok(Data::new(
-        replace_password(&state, me.id, body.new_password).await?,
+        replace_password(&state, me.id, body.new_password, OnlyIfUnset(false)).await?,
     ))
 }

@@ -1,4 +1,4 @@
-//! `/templates*`: WhatsApp message templates in sync with Meta (DESIGN.md "Flows: Templates").
+//! `/templates*`: WhatsApp message templates in sync with Meta (ARCHITECTURE.md, "Template sync").
 //!
 //! Drafts live only here. Creating, submitting, editing and deleting at Meta are jobs
 //! (`templates.submit`, `.edit`, `.delete`): the API validates everything Meta would check,
@@ -45,6 +45,7 @@ use crate::{
     error::{ApiError, ApiResult, FieldError},
     extract::{parse_id, parse_json, ValidJson, ValidQuery},
     state::AppState,
+    upload,
     validate::{Validate, Violations},
 };
 
@@ -485,7 +486,8 @@ async fn insert_template(
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
-    /// APPROVED by default; `all` (everything but REMOVED) or one status.
+    /// One status, or `all` (the default): every template but REMOVED ones, so a template just
+    /// created or still in review is listed too.
     pub status: Option<String>,
     pub account_id: Option<Uuid>,
     /// Part of the name.
@@ -506,7 +508,7 @@ impl ListQuery {
 
     fn status(&self) -> Option<String> {
         match self.status.as_deref().map(str::trim) {
-            None | Some("") => Some("APPROVED".into()),
+            None | Some("") => None,
             Some(s) if s.eq_ignore_ascii_case("all") => None,
             Some(s) => Some(s.to_uppercase()),
         }
@@ -547,7 +549,8 @@ fn search_pattern(s: Option<&str>) -> Option<String> {
     })
 }
 
-/// List templates: APPROVED by default (`?status=all` for every one but REMOVED, or one status),
+/// List templates: every one but REMOVED ones by default (`?status=APPROVED` for the sendable
+/// ones, or any one status),
 /// filtered by number, name, category and language, newest first.
 #[utoipa::path(get, path = "/templates", tag = "templates", params(ListQuery),
     responses((status = 200, body = Page<TemplateOut>), (status = 401), (status = 403), (status = 422)))]
@@ -1289,48 +1292,47 @@ async fn upload_media(
     mut multipart: Multipart,
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
-    let mut file: Option<(Bytes, String, String)> = None;
+    let dir = state.config.blob_dir.join(format!("{org_id}/templates"));
+    let mut file = None;
     while let Some(field) = multipart
         .next_field()
         .await
-        .map_err(|e| ApiError::BadRequest(format!("Malformed multipart body: {e}")))?
+        .map_err(upload::multipart_error)?
     {
         if field.name() == Some("file") {
-            file = Some(crate::extract::read_file_field(field, "header").await?);
+            file = Some(upload::receive(field, "header", &dir).await?);
         }
     }
-    let Some((bytes, mime, filename)) = file else {
+    let Some(file) = file else {
         return Err(ApiError::Validation(vec![FieldError::new(
             &["body", "file"],
             "Field required",
             "missing",
         )]));
     };
-    let Some(limit) = header_limit(&mime) else {
+    let Some(limit) = header_limit(&file.mime) else {
         return Err(ApiError::invalid_field(
             "file",
-            format!("{mime} cannot be a template header: use JPEG, PNG, MP4 or PDF"),
+            format!(
+                "{} cannot be a template header: use JPEG, PNG, MP4 or PDF",
+                file.mime
+            ),
         ));
     };
-    if bytes.is_empty() {
+    if file.size == 0 {
         return Err(ApiError::invalid_field("file", "the file is empty"));
     }
-    if bytes.len() as u64 > limit {
+    if file.size > limit {
         return Err(ApiError::PayloadTooLarge(format!(
-            "{mime} headers are limited to {limit} bytes"
+            "{} headers are limited to {limit} bytes",
+            file.mime
         )));
     }
+    file.check_type("file")?;
     let id = Uuid::new_v4();
     let blob = format!("{org_id}/templates/{id}");
-    let path = state.config.blob_dir.join(&blob);
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-    }
-    tokio::fs::write(&path, &bytes)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let (mime, filename, size) = (file.mime.clone(), file.filename.clone(), file.size);
+    file.keep_as(&state.config.blob_dir.join(&blob)).await?;
     let handle = format!("wharf:{}", id.simple());
     sqlx::query(
         "INSERT INTO template_media (id, org_id, handle, blob_path, mime_type, filename, size_bytes)
@@ -1342,7 +1344,7 @@ async fn upload_media(
     .bind(&blob)
     .bind(&mime)
     .bind(&filename)
-    .bind(bytes.len() as i64)
+    .bind(size as i64)
     .execute(&state.db)
     .await?;
     Ok((
@@ -1350,7 +1352,7 @@ async fn upload_media(
         Data::new(TemplateUploadOut {
             handle,
             mime_type: mime,
-            size: bytes.len(),
+            size: size as usize,
             filename,
         }),
     ))
@@ -1471,7 +1473,9 @@ pub struct SendParams {
     /// Template language; needed only when the template exists in several.
     pub language: Option<String>,
     /// Body parameters: `["Ana", "42"]` (positional) or `{"first_name": "Ana"}` (named).
+    /// `variables` is the same field under the name campaign recipients use for it.
     #[schema(value_type = Option<Object>)]
+    #[serde(alias = "variables")]
     pub parameters: Option<Value>,
     /// Header parameter: a string for a text header, or `{"link": ...}` / `{"id": ...}` for a
     /// media header (default: the template's uploaded header file), or a location object.

@@ -1,4 +1,4 @@
-//! Meta webhooks (DESIGN.md "Flows: Inbound webhook"; reference/meta-cloud-api.md section 4).
+//! Meta webhooks (ARCHITECTURE.md, "Inbound webhooks" and "Meta facts").
 //!
 //! - `GET  /webhooks/whatsapp` and `/webhooks/whatsapp/{channel_id}`: the subscription
 //!   challenge (`hub.mode=subscribe`, `hub.verify_token`) → 200 with the raw `hub.challenge`.
@@ -14,7 +14,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, RawQuery, State},
+    extract::{Path, RawQuery, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
@@ -32,9 +32,6 @@ use crate::{
     webhook_ingest::{Ingested, WebhookEvent},
 };
 
-/// Meta's payload limit.
-pub const MAX_WEBHOOK_BYTES: usize = 3 * 1024 * 1024;
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
@@ -45,7 +42,6 @@ pub fn router() -> Router<AppState> {
             "/webhooks/whatsapp/{channel_id}",
             get(channel_challenge).post(channel_event),
         )
-        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -170,14 +170,11 @@ async fn list_accounts(
 }
 
 /// Maps a Meta error met while verifying user-supplied credentials: Meta rejecting them is the
-/// caller's bad input (422 on `field`); Meta being down is a 502.
+/// caller's bad input (422 on `field`); Meta throttling or down is a 503 with `Retry-After`.
 fn credentials_error(err: MetaError, field: &str) -> ApiError {
     match err.class() {
         ErrorClass::Retryable => {
-            tracing::warn!(error = %err, "Meta unavailable while verifying credentials");
-            ApiError::BadGateway(
-                "Meta is not answering right now; nothing was saved, please retry".into(),
-            )
+            ApiError::from_meta(&err, "verifying the credentials; nothing was saved")
         }
         _ => ApiError::invalid_field(
             field,
@@ -230,7 +227,7 @@ async fn insert_account(state: &AppState, a: NewAccount<'_>) -> ApiResult<Uuid> 
             e.into()
         }
     })?;
-    tracing::info!(account_id = %id, org_id = %a.org_id, method = a.method, "WhatsApp account connected");
+    tracing::info!(account_id = %id, org_id = %a.org_id, connection_method = a.method, "WhatsApp account connected");
     Ok(id)
 }
 
@@ -294,7 +291,7 @@ impl Validate for ConnectRequest {
 /// Connect a number through Meta Embedded Signup: exchange the code for a business token,
 /// subscribe our app to the WABA, register the number, and save it.
 #[utoipa::path(post, path = "/whatsapp-accounts/connect", tag = "whatsapp-accounts", request_body = ConnectRequest,
-    responses((status = 201, body = Data<AccountOut>), (status = 409), (status = 422), (status = 502)))]
+    responses((status = 201, body = Data<AccountOut>), (status = 409), (status = 422), (status = 503)))]
 async fn connect(
     State(state): State<AppState>,
     auth: Auth,
@@ -408,14 +405,13 @@ impl Validate for ConnectManualRequest {
 /// Connect a number with manually provided credentials, verified against Meta first.
 #[utoipa::path(post, path = "/whatsapp-accounts/connect-manual", tag = "whatsapp-accounts",
     request_body = ConnectManualRequest,
-    responses((status = 201, body = Data<AccountOut>), (status = 409), (status = 422), (status = 502)))]
+    responses((status = 201, body = Data<AccountOut>), (status = 409), (status = 422), (status = 503)))]
 async fn connect_manual(
     State(state): State<AppState>,
     auth: Auth,
     ValidJson(body): ValidJson<ConnectManualRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
-    ensure_not_connected(&state, &body.phone_number_id).await?;
     let meta = MetaClient::from_config(&state.config);
     let token = body.access_token.trim();
     let numbers = meta
@@ -435,6 +431,8 @@ async fn connect_manual(
         .phone_number(token, &body.phone_number_id)
         .await
         .map_err(|e| credentials_error(e, "phoneNumberId"))?;
+    // Only a caller whose token reaches the number learns whether it is connected elsewhere.
+    ensure_not_connected(&state, &body.phone_number_id).await?;
     let id = insert_account(
         &state,
         NewAccount {
@@ -488,7 +486,7 @@ impl Validate for UpdateAccountRequest {
 /// Update an account's alias, access token or send-rate override. A new token is verified
 /// against Meta; an account waiting for one (NEEDS_REAUTH) is connected again.
 #[utoipa::path(patch, path = "/whatsapp-accounts/{id}", tag = "whatsapp-accounts", request_body = UpdateAccountRequest,
-    responses((status = 200, body = Data<AccountOut>), (status = 404), (status = 422), (status = 502)))]
+    responses((status = 200, body = Data<AccountOut>), (status = 404), (status = 422), (status = 503)))]
 async fn update_account(
     State(state): State<AppState>,
     auth: Auth,
@@ -585,7 +583,7 @@ async fn disconnect(
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct HealthOut {
+pub struct AccountHealthOut {
     pub account: AccountOut,
     /// True when Meta answered with the number's details using the stored token.
     pub reachable: bool,
@@ -597,18 +595,18 @@ pub struct HealthOut {
 /// Live health and status from Meta. Refreshes the stored quality and throughput; an expired
 /// token marks the account NEEDS_REAUTH and raises an alert.
 #[utoipa::path(get, path = "/whatsapp-accounts/{id}/health", tag = "whatsapp-accounts",
-    responses((status = 200, body = Data<HealthOut>), (status = 404)))]
+    responses((status = 200, body = Data<AccountHealthOut>), (status = 404)))]
 async fn health(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Data<HealthOut>>> {
+) -> ApiResult<Json<Data<AccountHealthOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let id = parse_id(&id, "WhatsApp account")?;
     let row = fetch_row(&state, org_id, id).await?;
     if row.status == "DISCONNECTED" {
         let account = row.into_out(&state);
-        return Ok(Data::new(HealthOut {
+        return Ok(Data::new(AccountHealthOut {
             account,
             reachable: false,
             token_valid: false,
@@ -654,7 +652,7 @@ async fn health(
         Err(e) => (false, true, None, Some(e.to_string())),
     };
     let account = fetch_row(&state, org_id, id).await?.into_out(&state);
-    Ok(Data::new(HealthOut {
+    Ok(Data::new(AccountHealthOut {
         account,
         reachable,
         token_valid,

@@ -1,4 +1,4 @@
-//! Campaigns (DESIGN.md "Flows: Campaign"): job payloads, phone normalisation, the template
+//! Campaigns (ARCHITECTURE.md, "Campaigns"): job payloads, phone normalisation, the template
 //! variables a recipient must carry, and the Cloud API body each recipient's message sends.
 //!
 //! Dispatch in short: `campaigns.dispatch` (lane `bulk`, one per running campaign) claims
@@ -11,6 +11,7 @@ pub mod pricing;
 
 use std::{collections::BTreeMap, time::Duration};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
@@ -41,7 +42,94 @@ impl JobKind for DispatchCampaign {
     }
 }
 
-/// Launches every SCHEDULED campaign whose time has come (the scheduler enqueues it).
+/// Launches one SCHEDULED campaign at its time: enqueued with `run_at` = `scheduled_at` when
+/// the campaign is created, cancelled with the campaign ([`unschedule_launch`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchScheduled {
+    pub campaign_id: Uuid,
+}
+
+impl JobKind for LaunchScheduled {
+    const KIND: &'static str = "campaigns.launch_scheduled";
+    const LANE: Lane = Lane::Maintenance;
+    const MAX_ATTEMPTS: i32 = 10;
+}
+
+fn launch_key(campaign_id: Uuid) -> String {
+    format!("campaigns.launch:{campaign_id}")
+}
+
+/// Enqueues the launch of a campaign scheduled for `at` (in the caller's transaction).
+pub async fn schedule_launch(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    campaign_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<i64>, jobs::JobsError> {
+    let job = NewJob::new(LaunchScheduled { campaign_id })
+        .org(org_id)
+        .run_at(at)
+        .unique_key(launch_key(campaign_id));
+    jobs::enqueue(&mut *conn, job).await
+}
+
+/// Cancels the waiting launch jobs of `campaign_ids` (cancelled or launched by hand).
+pub async fn unschedule_launch(
+    conn: &mut PgConnection,
+    campaign_ids: &[Uuid],
+) -> Result<u64, jobs::JobsError> {
+    let keys: Vec<String> = campaign_ids.iter().map(|id| launch_key(*id)).collect();
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', finished_at = now()
+          WHERE unique_key = ANY($1) AND state IN ('available', 'scheduled', 'retryable')",
+    )
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// What [`launch_scheduled`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScheduledLaunch {
+    Launched,
+    /// Still SCHEDULED, for a later time.
+    NotYet(DateTime<Utc>),
+    /// Launched, cancelled or deleted meanwhile: nothing to do.
+    Gone,
+}
+
+/// Starts one SCHEDULED campaign whose time has come: a conditional UPDATE, so two workers
+/// (or the catch-up sweep, [`launch_due`]) never start it twice.
+pub async fn launch_scheduled(
+    conn: &mut PgConnection,
+    campaign_id: Uuid,
+) -> Result<ScheduledLaunch, jobs::JobsError> {
+    let started: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE campaigns SET status = 'RUNNING', launched_at = now(), paused_reason = NULL
+          WHERE id = $1 AND status = 'SCHEDULED' AND scheduled_at <= now() AND deleted_at IS NULL
+          RETURNING org_id",
+    )
+    .bind(campaign_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(org_id) = started {
+        enqueue_dispatch(conn, org_id, campaign_id).await?;
+        return Ok(ScheduledLaunch::Launched);
+    }
+    let later: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT scheduled_at FROM campaigns WHERE id = $1 AND status = 'SCHEDULED' AND deleted_at IS NULL",
+    )
+    .bind(campaign_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    Ok(later.map_or(ScheduledLaunch::Gone, ScheduledLaunch::NotYet))
+}
+
+/// Launches every SCHEDULED campaign whose time has come: the scheduler's catch-up sweep
+/// behind the per-campaign launch jobs (a launch job removed by hand, or a campaign scheduled
+/// before those jobs existed).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LaunchDue {}
 

@@ -7,7 +7,7 @@ pub mod jobs;
 pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The customer-service window: free-form messages are allowed this long after the customer's
-/// last message (reference/meta-cloud-api.md section 9).
+/// last message (ARCHITECTURE.md, "Meta facts").
 pub const SERVICE_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 /// Path of a media blob relative to `BLOB_DIR`: `<org_id>/<yyyy>/<mm>/<message_id>`.

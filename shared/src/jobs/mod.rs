@@ -1,5 +1,5 @@
-//! The durable job runtime's store: a Postgres job queue (DESIGN.md "Jobs"; River and Oban are
-//! the models).
+//! The durable job runtime's store: a Postgres job queue (ARCHITECTURE.md, "Job rules"; River
+//! and Oban are the models).
 //!
 //! Why our own: the queue must enqueue inside the caller's transaction, store retry times,
 //! survive database blips and undecodable payloads, rescue jobs of dead workers, pause lanes

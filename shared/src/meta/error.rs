@@ -1,8 +1,7 @@
 //! Meta Graph API errors, typed and classified.
 //!
 //! Meta says to key error handling on `error.code`, not on HTTP status or subcode; the
-//! classification below follows DESIGN.md ("Rate limits and Meta errors") and the code table
-//! in `reference/meta-cloud-api.md`.
+//! classification below is the table in ARCHITECTURE.md, "Meta errors".
 
 use serde::{Deserialize, Serialize};
 

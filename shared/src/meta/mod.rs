@@ -90,7 +90,7 @@ pub struct Throughput {
 }
 
 impl PhoneNumberInfo {
-    /// Messages per second Meta allows this number (DESIGN.md "Rate limits").
+    /// Messages per second Meta allows this number (ARCHITECTURE.md, "Rate limits").
     pub fn messages_per_second(&self) -> u32 {
         match self.throughput.as_ref().and_then(|t| t.level.as_deref()) {
             Some("HIGH") => 1000,
@@ -128,7 +128,7 @@ impl<T> GraphPage<T> {
 }
 
 /// Meta's management-call budget for one business object, from `x-business-use-case-usage`
-/// (percent of the hourly allowance; throttled at 100) [reference section 3, "BUC"].
+/// (percent of the hourly allowance; throttled at 100; ARCHITECTURE.md, "Meta facts").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BucUsage {
     pub call_count: u64,

@@ -1,4 +1,4 @@
-//! Outbound sending (DESIGN.md "Flows: Outbound send"): the API inserts a `queued` message
+//! Outbound sending (ARCHITECTURE.md, "Sending a message"): the API inserts a `queued` message
 //! with the Cloud API body it will send and enqueues [`SendMessage`] in the same transaction;
 //! a worker in the `outbound` lane takes a permit from the number's and the recipient's
 //! limiters, calls Meta, and records the result as an attempt.

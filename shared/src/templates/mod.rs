@@ -1,4 +1,4 @@
-//! WhatsApp message templates (DESIGN.md "Flows: Templates"): the job kinds that talk to Meta
+//! WhatsApp message templates (ARCHITECTURE.md, "Template sync"): the job kinds that talk to Meta
 //! (submit, edit, delete, sync), the database side of a sync, and the two entry points other
 //! flows call: [`apply_status_update`] (the `message_template_status_update` webhook) and
 //! [`request_sync`] (a send failed with 132001/132015/132016).
@@ -39,7 +39,7 @@ pub const STATUSES: [&str; 16] = [
     "REMOVED",
 ];
 
-/// Statuses Meta lets us edit (reference section 6, "Edit").
+/// Statuses Meta lets us edit (ARCHITECTURE.md, "Meta facts").
 pub const EDITABLE: [&str; 3] = ["APPROVED", "REJECTED", "PAUSED"];
 
 /// Meta's status (or webhook event) as one of ours; `None` for values we do not store

@@ -1,5 +1,5 @@
-//! Template rules checked before Meta sees anything (reference/meta-cloud-api.md section 6),
-//! and the check of a template send's parameters against the stored template (section 1).
+//! Template rules checked before Meta sees anything (ARCHITECTURE.md, "Meta facts"), and the
+//! check of a template send's parameters against the stored template.
 //!
 //! Pure functions over JSON: they return [`Issue`]s whose `loc` is the path inside the request
 //! body (the API prefixes `"body"`), so a client learns exactly which field is wrong.

@@ -1,4 +1,4 @@
-//! `campaigns.dispatch` and `campaigns.launch_due` (DESIGN.md "Flows: Campaign"), plus the
+//! `campaigns.dispatch` and `campaigns.launch_due` (ARCHITECTURE.md, "Campaigns"), plus the
 //! campaign gate the send job calls.
 //!
 //! The dispatcher paces from the recipients table; it never floods the queue:
@@ -78,7 +78,31 @@ struct CampaignRow {
     bulk_paused_reason: Option<String>,
 }
 
-/// `campaigns.launch_due`: starts every due SCHEDULED campaign, once.
+/// `campaigns.launch_scheduled`: starts one SCHEDULED campaign at its time, once.
+pub async fn launch_scheduled(
+    ctx: JobContext,
+    job: campaigns::LaunchScheduled,
+) -> anyhow::Result<JobOutcome> {
+    let mut tx = ctx.pool.begin().await?;
+    let found = campaigns::launch_scheduled(&mut tx, job.campaign_id).await?;
+    tx.commit().await?;
+    Ok(match found {
+        campaigns::ScheduledLaunch::Launched => {
+            tracing::info!(campaign_id = %job.campaign_id, "scheduled campaign launched");
+            JobOutcome::Complete
+        }
+        // Moved later: wait for the new time.
+        campaigns::ScheduledLaunch::NotYet(at) => JobOutcome::snooze_for(
+            (at - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default()
+                .max(std::time::Duration::from_millis(100)),
+        ),
+        campaigns::ScheduledLaunch::Gone => JobOutcome::Complete,
+    })
+}
+
+/// `campaigns.launch_due`: the catch-up sweep; starts every due SCHEDULED campaign, once.
 pub async fn launch_due(ctx: JobContext, _job: LaunchDue) -> anyhow::Result<JobOutcome> {
     let mut tx = ctx.pool.begin().await?;
     let started = campaigns::launch_due(&mut tx).await?;

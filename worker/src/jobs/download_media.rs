@@ -1,4 +1,4 @@
-//! `inbox.download_media`: fetches an inbound message's media (DESIGN.md "Media").
+//! `inbox.download_media`: fetches an inbound message's media (ARCHITECTURE.md, "Media download").
 //!
 //! Every attempt asks Meta for a FRESH URL (they live five minutes), downloads it with the
 //! account's bearer token, checks size and sha256, and writes the blob to a temporary file that

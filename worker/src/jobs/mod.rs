@@ -55,13 +55,15 @@ pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     register_campaigns(registry, deps);
 }
 
-/// Registers the campaign kinds (`campaigns.dispatch`, `campaigns.launch_due`).
+/// Registers the campaign kinds (`campaigns.dispatch`, `campaigns.launch_scheduled`,
+/// `campaigns.launch_due`).
 pub fn register_campaigns(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     registry
         .register::<wharf_shared::campaigns::DispatchCampaign, _, _>(move |ctx, payload| {
             campaigns::dispatch(ctx, deps.clone(), payload)
         })
-        .register::<wharf_shared::campaigns::LaunchDue, _, _>(campaigns::launch_due);
+        .register::<wharf_shared::campaigns::LaunchDue, _, _>(campaigns::launch_due)
+        .register::<wharf_shared::campaigns::LaunchScheduled, _, _>(campaigns::launch_scheduled);
 }
 
 /// Registers the outbound kinds (`send_message`).

@@ -1,4 +1,4 @@
-//! `inbox.process_webhook`: applies one stored webhook event (DESIGN.md "Flows: Inbound webhook").
+//! `inbox.process_webhook`: applies one stored webhook event (ARCHITECTURE.md, "Inbound webhooks").
 //!
 //! Every entry, change, message and status of the event is applied in ONE transaction, which
 //! also marks the event processed, so a crash half-way leaves nothing half-done and the retry
@@ -660,14 +660,17 @@ impl Processor<'_> {
             }
         }
         // Forward only: the status moves when the new rank is higher and the message has not
-        // failed; the timestamps of the steps a status implies are filled in once.
+        // failed; the timestamps of the steps a status implies are filled in once. Meta's
+        // timestamps are whole seconds while `sent_at` (Meta's answer to our send) has
+        // sub-second precision, so a later step never shows a time before an earlier one:
+        // Meta's own time is kept in the stored webhook event.
         let updated: Option<Uuid> = sqlx::query_scalar(
             "UPDATE messages SET
                 status = CASE WHEN status <> 'failed' AND message_status_rank($3) > message_status_rank(status)
                               THEN $3 ELSE status END,
                 sent_at = CASE WHEN $3 IN ('sent', 'delivered', 'read') THEN COALESCE(sent_at, $4) ELSE sent_at END,
-                delivered_at = CASE WHEN $3 IN ('delivered', 'read') THEN COALESCE(delivered_at, $4) ELSE delivered_at END,
-                read_at = CASE WHEN $3 = 'read' THEN COALESCE(read_at, $4) ELSE read_at END,
+                delivered_at = CASE WHEN $3 IN ('delivered', 'read') THEN COALESCE(delivered_at, GREATEST($4, sent_at)) ELSE delivered_at END,
+                read_at = CASE WHEN $3 = 'read' THEN COALESCE(read_at, GREATEST($4, sent_at, delivered_at)) ELSE read_at END,
                 failed_at = CASE WHEN $3 = 'failed' AND status <> 'failed' THEN $4 ELSE failed_at END,
                 error = CASE WHEN $3 = 'failed' AND status <> 'failed' THEN $5 ELSE error END
               WHERE account_id = $1 AND wamid = $2 AND direction = 'OUTBOUND'

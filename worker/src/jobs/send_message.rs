@@ -1,6 +1,6 @@
 //! `outbound.send_message`: sends one queued message through Meta within the number's and the
-//! recipient's rate limits, and records what happened as an attempt (DESIGN.md "Rate limits
-//! and Meta errors").
+//! recipient's rate limits, and records what happened as an attempt (ARCHITECTURE.md, "Rate limits"
+//! and "Meta errors").
 //!
 //! - A message that has a wamid is never sent again; a discarded one never at all.
 //! - No token for the number or the pair: the job defers itself to when the token exists

@@ -1,4 +1,4 @@
-//! Template jobs (DESIGN.md "Flows: Templates"): `templates.submit`, `.edit`, `.delete` call
+//! Template jobs (ARCHITECTURE.md, "Template sync"): `templates.submit`, `.edit`, `.delete` call
 //! Meta's management API for one template; `templates.sync_account` pulls a WABA's templates
 //! page by page; `templates.sync_all` fans out one sync per connected account.
 //!
