@@ -4,7 +4,8 @@
 //! seconds-precision cron expression (`sec min hour day-of-month month day-of-week`, the `cron`
 //! crate's syntax) and a function building the job for a tick. Later features add their
 //! entries to [`table`]: template sync every 30 minutes, idle-agent detection every minute,
-//! scheduled campaign launches, off-hours switches, account health checks.
+//! off-hours switches, account health checks. Work due at one moment (a scheduled campaign's
+//! launch) is not an entry but a job with `run_at` at that moment.
 //!
 //! `SCHEDULER_CRON="name=expr;name=expr"` overrides expressions (`off` disables an entry); the
 //! `diag_noop` entry exists only when given an expression there (tests use it).
