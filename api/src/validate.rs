@@ -48,6 +48,13 @@ impl Violations {
             .push(FieldError::new(&[self.origin, field], msg, kind));
     }
 
+    /// A problem at a nested location, e.g. `["slots", "0", "start"]`.
+    pub fn add_at(&mut self, path: &[&str], msg: impl Into<String>) {
+        let mut loc = vec![self.origin];
+        loc.extend_from_slice(path);
+        self.errors.push(FieldError::new(&loc, msg, "value_error"));
+    }
+
     pub fn into_result(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
             Ok(())

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod campaigns;
 pub mod config;
 pub mod crypto;
+pub mod cx;
 pub mod db;
 pub mod inbox;
 pub mod jobs;

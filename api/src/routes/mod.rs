@@ -9,6 +9,7 @@ pub mod auth;
 pub mod campaigns;
 pub mod contacts;
 pub mod conversations;
+pub mod cx_settings;
 pub mod docs;
 pub mod failed_messages;
 pub mod health;
@@ -199,4 +200,5 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(failed_messages::router())
         .merge(templates::router())
         .merge(campaigns::router())
+        .merge(cx_settings::router())
 }

@@ -15,14 +15,13 @@ use axum::{
     response::IntoResponse,
     Json,
 };
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use wharf_shared::{inbox::SERVICE_WINDOW, outbound};
+use wharf_shared::outbound::{self, NewOutbound, QueueError, Target};
 
 use super::{
     messages::{MessageOut, MessageRow, MESSAGE_COLUMNS},
@@ -448,37 +447,16 @@ fn type_object(req: &SendRequest) -> Value {
     }
 }
 
-/// The conversation a send goes to, with what sending needs.
-#[derive(sqlx::FromRow)]
-pub(crate) struct Target {
-    pub(crate) id: Uuid,
-    pub(crate) account_id: Uuid,
-    pub(crate) wa_id: String,
-    pub(crate) last_inbound_at: Option<chrono::DateTime<Utc>>,
-    pub(crate) account_status: String,
-}
-
+/// The conversation `conversation_id` of `org_id` (404 when it is not the caller's).
 pub(crate) async fn load_target(
     state: &AppState,
     org_id: Uuid,
     conversation_id: Uuid,
 ) -> ApiResult<Target> {
-    sqlx::query_as(
-        "SELECT c.id, c.account_id, ct.wa_id, c.last_inbound_at, a.status AS account_status
-           FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
-           JOIN whatsapp_accounts a ON a.id = c.account_id
-          WHERE c.id = $1 AND c.org_id = $2",
-    )
-    .bind(conversation_id)
-    .bind(org_id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("Conversation"))
-}
-
-pub(crate) fn window_open(t: &Target) -> bool {
-    t.last_inbound_at
-        .is_some_and(|at| at + SERVICE_WINDOW > Utc::now())
+    let mut conn = state.db.acquire().await?;
+    outbound::load_target(&mut conn, org_id, conversation_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Conversation"))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
@@ -499,44 +477,29 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     }
 }
 
-/// Everything needed to queue one outbound message.
-pub(crate) struct NewOutbound {
-    pub(crate) org_id: Uuid,
-    pub(crate) target: Target,
-    pub(crate) kind: &'static str,
-    /// What the inbox shows (our camelCase shape).
-    pub(crate) content: Value,
-    /// The Cloud API type object.
-    pub(crate) object: Value,
-    pub(crate) reply_to_wamid: Option<String>,
-    pub(crate) template_name: Option<String>,
-    pub(crate) sent_by: Option<Uuid>,
-    pub(crate) idempotency: Option<(String, String)>,
-    /// A file stored under BLOB_DIR that the worker uploads to Meta before sending.
-    pub(crate) upload: Option<(String, String, String)>,
-}
-
-/// Returns the message an Idempotency-Key already produced, or an error if the key was used
-/// for a different request.
+/// Returns the message an Idempotency-Key already produced, or a 409 if the key was used for
+/// a different request.
 async fn replay(
     state: &AppState,
     org_id: Uuid,
     key: &str,
     hash: &str,
 ) -> ApiResult<Option<MessageOut>> {
-    let row: Option<(Uuid, Option<String>)> = sqlx::query_as(
-        "SELECT id, request_hash FROM messages WHERE org_id = $1 AND idempotency_key = $2",
-    )
-    .bind(org_id)
-    .bind(key)
-    .fetch_optional(&state.db)
-    .await?;
-    match row {
-        None => Ok(None),
-        Some((_, h)) if h.as_deref() != Some(hash) => Err(ApiError::Conflict(
+    let mut conn = state.db.acquire().await?;
+    match outbound::replay(&mut conn, org_id, key, hash).await {
+        Ok(Some(id)) => Ok(Some(fetch_message(state, org_id, id).await?)),
+        Ok(None) => Ok(None),
+        Err(e) => Err(queue_error(e)),
+    }
+}
+
+fn queue_error(err: QueueError) -> ApiError {
+    match err {
+        QueueError::IdempotencyKeyReused => ApiError::Conflict(
             "This Idempotency-Key was already used for a different request".into(),
-        )),
-        Some((id, _)) => Ok(Some(fetch_message(state, org_id, id).await?)),
+        ),
+        QueueError::Database(e) => e.into(),
+        QueueError::Jobs(e) => e.into(),
     }
 }
 
@@ -552,80 +515,15 @@ pub async fn fetch_message(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResul
     Ok(row.into())
 }
 
-/// Inserts the message `queued` and enqueues its send, in one transaction.
+/// Queues the message (the shared domain operation) and answers with it.
 pub(crate) async fn queue(state: &AppState, m: NewOutbound) -> ApiResult<MessageOut> {
-    let id = Uuid::new_v4();
-    let mut body = json!({
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": m.target.wa_id,
-        "type": m.kind,
-        // Echoed in Meta's status webhooks: settles a send whose response we never got.
-        // `<message id>:<generation>`; a dashboard retry starts a new generation.
-        "biz_opaque_callback_data": format!("{id}:0"),
-    });
-    body[m.kind] = m.object;
-    if let Some(w) = &m.reply_to_wamid {
-        body["context"] = json!({"message_id": w});
-    }
-    let (key, hash) = m.idempotency.clone().unzip();
-    let (blob_path, mime, filename) = match m.upload.clone() {
-        Some((p, mime, f)) => (Some(p), Some(mime), Some(f)),
-        None => (None, None, None),
-    };
-    let preview: String = m.content["body"]
-        .as_str()
-        .or(m.content["caption"].as_str())
-        .map(|s| s.chars().take(100).collect())
-        .unwrap_or_else(|| format!("[{}]", m.kind));
+    let org_id = m.org_id;
     let mut tx = state.db.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO messages (id, org_id, conversation_id, account_id, direction, type, content, status, request,
-                idempotency_key, request_hash, sent_by, template_name, blob_path, mime_type, filename)
-         VALUES ($1, $2, $3, $4, 'OUTBOUND', $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(id)
-    .bind(m.org_id)
-    .bind(m.target.id)
-    .bind(m.target.account_id)
-    .bind(m.kind)
-    .bind(&m.content)
-    .bind(&body)
-    .bind(&key)
-    .bind(&hash)
-    .bind(m.sent_by)
-    .bind(&m.template_name)
-    .bind(blob_path)
-    .bind(mime)
-    .bind(filename)
-    .execute(&mut *tx)
-    .await;
-    if let Err(e) = inserted {
-        if wharf_shared::db::is_unique_violation(&e, "messages_idempotency_key") {
-            // A concurrent request with the same key won the race: answer with its message.
-            drop(tx);
-            let (k, h) = m
-                .idempotency
-                .expect("only keyed inserts can collide on the key");
-            return replay(state, m.org_id, &k, &h)
-                .await?
-                .ok_or_else(|| ApiError::Conflict("retry the request".into()));
-        }
-        return Err(e.into());
-    }
-    sqlx::query(
-        "UPDATE conversations SET last_message_at = now(), last_message_preview = $2, last_message_direction = 'OUTBOUND'
-          WHERE id = $1",
-    )
-    .bind(m.target.id)
-    .bind(preview)
-    .execute(&mut *tx)
-    .await?;
-    outbound::enqueue_send(&mut tx, m.org_id, id, m.target.account_id, "send")
+    let id = outbound::queue_outbound(&mut tx, m)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(queue_error)?;
     tx.commit().await?;
-    fetch_message(state, m.org_id, id).await
+    fetch_message(state, org_id, id).await
 }
 
 pub(crate) fn user_id(auth: &Auth) -> Option<Uuid> {
@@ -636,7 +534,7 @@ pub(crate) fn user_id(auth: &Auth) -> Option<Uuid> {
 }
 
 pub(crate) fn ensure_sendable(target: &Target) -> ApiResult<()> {
-    if target.account_status == "DISCONNECTED" {
+    if !target.sendable() {
         return Err(ApiError::Conflict(
             "This conversation's WhatsApp number is disconnected".into(),
         ));
@@ -682,7 +580,7 @@ async fn send_message(
     let ValidJson(req) = parse_valid::<SendRequest>(&headers, &body)?;
     let target = load_target(&state, org_id, conversation_id).await?;
     ensure_sendable(&target)?;
-    if req.kind != OutboundType::Template && !window_open(&target) {
+    if req.kind != OutboundType::Template && !target.window_open() {
         return Err(window_closed());
     }
     let reply_to_wamid = match &req.reply_to {
@@ -880,7 +778,7 @@ async fn send_media(
     }
     let target = load_target(&state, org_id, conversation_id).await?;
     ensure_sendable(&target)?;
-    if !window_open(&target) {
+    if !target.window_open() {
         return Err(window_closed());
     }
     let blob = format!("{org_id}/outbound/{}", Uuid::new_v4());
@@ -961,7 +859,7 @@ async fn react(
         wamid.ok_or_else(|| ApiError::Conflict("That message has not been sent yet".into()))?;
     let target = load_target(&state, org_id, conversation_id).await?;
     ensure_sendable(&target)?;
-    if !window_open(&target) {
+    if !target.window_open() {
         return Err(window_closed());
     }
     let object = json!({"message_id": wamid, "emoji": body.emoji});

@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
+use wharf_shared::outbound::NewOutbound;
 use wharf_shared::templates::{
     self as tpl,
     rules::{self, Issue, Issues, SendComponent, TemplateSpec},
@@ -37,7 +38,7 @@ use wharf_shared::templates::{
 use super::{
     admin_orgs::{Selection, SelectionMode},
     messages::MessageOut,
-    outbound::{ensure_sendable, load_target, queue, user_id, NewOutbound},
+    outbound::{ensure_sendable, load_target, queue, user_id},
     Data, Page, PageParams,
 };
 use crate::{

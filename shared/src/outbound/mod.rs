@@ -11,6 +11,9 @@ use uuid::Uuid;
 
 use crate::jobs::{self, backoff, JobKind, Lane, NewJob};
 
+mod queue;
+pub use queue::{load_target, queue_outbound, replay, NewOutbound, QueueError, Target};
+
 /// Base of the send retry backoff (`SEND_RETRY_BASE_MS`, default 2 s).
 pub static SEND_RETRY_BASE: backoff::Tunable =
     backoff::Tunable::new("SEND_RETRY_BASE_MS", Duration::from_secs(2));

@@ -23,6 +23,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 use wharf_shared::{
     accounts::{raise_alert, Alert},
+    cx,
     inbox::jobs::{DownloadMedia, ProcessWebhook},
     jobs::{self, JobOutcome, NewJob},
 };
@@ -592,6 +593,20 @@ impl Processor<'_> {
         .bind(&parsed.preview)
         .execute(&mut *self.tx)
         .await?;
+
+        if parsed.from_customer {
+            // Maintenance or off-hours: the customer hears so once per period.
+            let replied = cx::auto_reply::after_customer_message(
+                &mut self.tx,
+                account.org_id,
+                conversation_id,
+                Utc::now(),
+            )
+            .await?;
+            if let Some(kind) = replied {
+                tracing::info!(%conversation_id, ?kind, "automatic reply queued");
+            }
+        }
 
         if has_media {
             let job = DownloadMedia { message_id };

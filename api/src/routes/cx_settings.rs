@@ -1,0 +1,398 @@
+//! An organization's business hours, off-hours reply and maintenance mode
+//! (`/routing-rules/business-hours`, `/off-hours`, `/maintenance`). Reading needs any role;
+//! changing needs an admin. PUT bodies are partial: a field left out keeps its value. The
+//! replies themselves are sent by the inbound job (`wharf_shared::cx::auto_reply`).
+
+use axum::{extract::State, Json};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use wharf_shared::cx::{
+    hours::{self, check_slots, hhmm, ScheduleProblem, Slot},
+    settings::{self, CxSettings},
+};
+
+use super::Data;
+use crate::{
+    auth::{scopes, Auth, Role},
+    error::ApiResult,
+    extract::ValidJson,
+    state::AppState,
+    validate::{Validate, Violations},
+};
+
+/// Longest automatic message (Meta's text body limit).
+const MAX_MESSAGE_LEN: usize = 4096;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_business_hours, put_business_hours))
+        .routes(routes!(get_off_hours, put_off_hours))
+        .routes(routes!(get_maintenance, put_maintenance))
+}
+
+async fn load(state: &AppState, auth: &Auth) -> ApiResult<(uuid::Uuid, CxSettings)> {
+    let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
+    let mut conn = state.db.acquire().await?;
+    Ok((org_id, settings::load(&mut conn, org_id).await?))
+}
+
+/// Applies `change` to the admin's organization's settings and saves them.
+async fn update(
+    state: &AppState,
+    auth: &Auth,
+    change: impl FnOnce(&mut CxSettings),
+) -> ApiResult<CxSettings> {
+    let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
+    let mut tx = state.db.begin().await?;
+    // Serialises concurrent updates of one organization's settings.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cx_settings:' || $1::text))")
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    let mut s = settings::load(&mut tx, org_id).await?;
+    change(&mut s);
+    let saved = settings::save(&mut tx, org_id, &s).await?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+// ---- business hours ----------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BusinessHoursOut {
+    /// IANA timezone, e.g. `Europe/Madrid`.
+    pub timezone: String,
+    pub is_enabled: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub slots: Vec<Slot>,
+    #[schema(value_type = Vec<String>)]
+    pub holidays: Vec<NaiveDate>,
+    /// Whether the business is open right now.
+    pub open_now: bool,
+}
+
+fn business_hours_out(s: &CxSettings) -> BusinessHoursOut {
+    BusinessHoursOut {
+        timezone: s.timezone.clone(),
+        is_enabled: s.business_hours_enabled,
+        slots: s.business_slots.0.clone(),
+        holidays: s.holidays.0.clone(),
+        open_now: s.business_hours().is_none_or(|h| h.is_open(Utc::now())),
+    }
+}
+
+/// One weekly slot as sent: checked field by field before it becomes a [`Slot`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotIn {
+    /// ISO weekday: Monday = 1 .. Sunday = 7.
+    pub day_of_week: i64,
+    /// `HH:MM`, local time.
+    pub start: String,
+    /// `HH:MM`; at or before `start` means the slot runs past midnight.
+    pub end: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BusinessHoursRequest {
+    pub timezone: Option<String>,
+    pub is_enabled: Option<bool>,
+    pub slots: Option<Vec<SlotIn>>,
+    /// Dates (`YYYY-MM-DD`, local) closed all day.
+    pub holidays: Option<Vec<String>>,
+}
+
+impl BusinessHoursRequest {
+    fn slots(&self) -> Option<Vec<Slot>> {
+        self.slots.as_ref().map(|slots| {
+            slots
+                .iter()
+                .filter_map(|s| {
+                    Some(Slot {
+                        day_of_week: u8::try_from(s.day_of_week).ok()?,
+                        start: hhmm::parse(&s.start)?,
+                        end: hhmm::parse(&s.end)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn holidays(&self) -> Option<Vec<NaiveDate>> {
+        self.holidays.as_ref().map(|days| {
+            days.iter()
+                .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .collect()
+        })
+    }
+}
+
+impl Validate for BusinessHoursRequest {
+    fn validate(&self, v: &mut Violations) {
+        if let Some(tz) = &self.timezone {
+            if hours::parse_timezone(tz).is_none() {
+                v.add(
+                    "timezone",
+                    "unknown timezone: use an IANA name such as Europe/Madrid",
+                );
+            }
+        }
+        let mut well_formed = true;
+        for (i, s) in self.slots.iter().flatten().enumerate() {
+            let i = i.to_string();
+            if !(1..=7).contains(&s.day_of_week) {
+                v.add_at(
+                    &["slots", &i, "dayOfWeek"],
+                    "must be 1 (Monday) to 7 (Sunday)",
+                );
+                well_formed = false;
+            }
+            for (field, value) in [("start", &s.start), ("end", &s.end)] {
+                if hhmm::parse(value).is_none() {
+                    v.add_at(
+                        &["slots", &i, field],
+                        "must be a time as HH:MM (00:00 to 23:59)",
+                    );
+                    well_formed = false;
+                }
+            }
+        }
+        if well_formed {
+            for problem in check_slots(&self.slots().unwrap_or_default()) {
+                match problem {
+                    ScheduleProblem::EmptySlot(i) => v.add_at(
+                        &["slots", &i.to_string(), "end"],
+                        "must differ from start (an end before start runs past midnight)",
+                    ),
+                    ScheduleProblem::Overlap(i, j) => {
+                        v.add_at(&["slots", &j.to_string()], format!("overlaps slot {i}"))
+                    }
+                    ScheduleProblem::DayOutOfRange(i) => v.add_at(
+                        &["slots", &i.to_string(), "dayOfWeek"],
+                        "must be 1 (Monday) to 7 (Sunday)",
+                    ),
+                    ScheduleProblem::UnknownTimezone => v.add("timezone", "unknown timezone"),
+                }
+            }
+        }
+        for (i, d) in self.holidays.iter().flatten().enumerate() {
+            if NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
+                v.add_at(
+                    &["holidays", &i.to_string()],
+                    "must be a date as YYYY-MM-DD",
+                );
+            }
+        }
+    }
+}
+
+/// Get the organization's business hours.
+#[utoipa::path(get, path = "/routing-rules/business-hours", tag = "routing-rules",
+    responses((status = 200, body = Data<BusinessHoursOut>)))]
+async fn get_business_hours(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<BusinessHoursOut>>> {
+    let (_, s) = load(&state, &auth).await?;
+    Ok(Data::new(business_hours_out(&s)))
+}
+
+/// Update the organization's business hours (admin). Partial: fields left out keep their value.
+#[utoipa::path(put, path = "/routing-rules/business-hours", tag = "routing-rules",
+    request_body = BusinessHoursRequest, responses((status = 200, body = Data<BusinessHoursOut>)))]
+async fn put_business_hours(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidJson(body): ValidJson<BusinessHoursRequest>,
+) -> ApiResult<Json<Data<BusinessHoursOut>>> {
+    let s = update(&state, &auth, |s| {
+        if let Some(tz) = &body.timezone {
+            s.timezone = tz.clone();
+        }
+        if let Some(on) = body.is_enabled {
+            s.business_hours_enabled = on;
+        }
+        if let Some(slots) = body.slots() {
+            s.business_slots = sqlx::types::Json(slots);
+        }
+        if let Some(days) = body.holidays() {
+            s.holidays = sqlx::types::Json(days);
+        }
+    })
+    .await?;
+    Ok(Data::new(business_hours_out(&s)))
+}
+
+// ---- off-hours reply ---------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OffHoursOut {
+    pub off_hours_auto_reply: bool,
+    pub off_hours_message: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OffHoursRequest {
+    pub off_hours_auto_reply: Option<bool>,
+    pub off_hours_message: Option<String>,
+}
+
+impl Validate for OffHoursRequest {
+    fn validate(&self, v: &mut Violations) {
+        v.optional_text(
+            "offHoursMessage",
+            self.off_hours_message.as_deref(),
+            MAX_MESSAGE_LEN,
+        );
+    }
+}
+
+fn off_hours_out(s: &CxSettings) -> OffHoursOut {
+    OffHoursOut {
+        off_hours_auto_reply: s.off_hours_auto_reply,
+        off_hours_message: s.off_hours_message.clone(),
+    }
+}
+
+/// Get the off-hours auto-reply settings.
+#[utoipa::path(get, path = "/routing-rules/off-hours", tag = "routing-rules",
+    responses((status = 200, body = Data<OffHoursOut>)))]
+async fn get_off_hours(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<OffHoursOut>>> {
+    let (_, s) = load(&state, &auth).await?;
+    Ok(Data::new(off_hours_out(&s)))
+}
+
+/// Update the off-hours auto-reply (admin): sent once per conversation per closed period.
+#[utoipa::path(put, path = "/routing-rules/off-hours", tag = "routing-rules",
+    request_body = OffHoursRequest, responses((status = 200, body = Data<OffHoursOut>)))]
+async fn put_off_hours(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidJson(body): ValidJson<OffHoursRequest>,
+) -> ApiResult<Json<Data<OffHoursOut>>> {
+    let s = update(&state, &auth, |s| {
+        if let Some(on) = body.off_hours_auto_reply {
+            s.off_hours_auto_reply = on;
+        }
+        if let Some(m) = &body.off_hours_message {
+            s.off_hours_message = Some(m.trim().to_string());
+        }
+    })
+    .await?;
+    Ok(Data::new(off_hours_out(&s)))
+}
+
+// ---- maintenance -------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceOut {
+    pub maintenance_mode: bool,
+    pub maintenance_message: Option<String>,
+    pub scheduled_start: Option<DateTime<Utc>>,
+    pub scheduled_end: Option<DateTime<Utc>>,
+    /// Whether maintenance is in force now (switched on, or inside the scheduled window).
+    pub active: bool,
+}
+
+/// `null` clears a field; leaving it out keeps it.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceRequest {
+    pub maintenance_mode: Option<bool>,
+    pub maintenance_message: Option<String>,
+    /// A window in which maintenance is on by itself; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub scheduled_start: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub scheduled_end: Option<Option<DateTime<Utc>>>,
+}
+
+impl Validate for MaintenanceRequest {
+    fn validate(&self, v: &mut Violations) {
+        v.optional_text(
+            "maintenanceMessage",
+            self.maintenance_message.as_deref(),
+            MAX_MESSAGE_LEN,
+        );
+        match (self.scheduled_start, self.scheduled_end) {
+            (Some(Some(start)), Some(Some(end))) if end <= start => {
+                v.add("scheduledEnd", "must be after scheduledStart")
+            }
+            (Some(Some(_)), None | Some(None)) => {
+                v.add("scheduledEnd", "give the window's end with its start")
+            }
+            (None | Some(None), Some(Some(_))) => {
+                v.add("scheduledStart", "give the window's start with its end")
+            }
+            _ => {}
+        }
+    }
+}
+
+fn maintenance_out(s: &CxSettings) -> MaintenanceOut {
+    MaintenanceOut {
+        maintenance_mode: s.maintenance_mode,
+        maintenance_message: s.maintenance_message.clone(),
+        scheduled_start: s.maintenance_start,
+        scheduled_end: s.maintenance_end,
+        active: s.maintenance_period(Utc::now()).is_some(),
+    }
+}
+
+/// Get the maintenance mode settings.
+#[utoipa::path(get, path = "/routing-rules/maintenance", tag = "routing-rules",
+    responses((status = 200, body = Data<MaintenanceOut>)))]
+async fn get_maintenance(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<MaintenanceOut>>> {
+    let (_, s) = load(&state, &auth).await?;
+    Ok(Data::new(maintenance_out(&s)))
+}
+
+/// Update maintenance mode (admin): on or off now, and/or a scheduled window. While it is in
+/// force, customers get the maintenance message once per conversation per period.
+#[utoipa::path(put, path = "/routing-rules/maintenance", tag = "routing-rules",
+    request_body = MaintenanceRequest, responses((status = 200, body = Data<MaintenanceOut>)))]
+async fn put_maintenance(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidJson(body): ValidJson<MaintenanceRequest>,
+) -> ApiResult<Json<Data<MaintenanceOut>>> {
+    let s = update(&state, &auth, |s| {
+        if let Some(on) = body.maintenance_mode {
+            s.maintenance_mode = on;
+        }
+        if let Some(m) = &body.maintenance_message {
+            s.maintenance_message = Some(m.trim().to_string());
+        }
+        if let Some(start) = body.scheduled_start {
+            s.maintenance_start = start;
+        }
+        if let Some(end) = body.scheduled_end {
+            s.maintenance_end = end;
+        }
+    })
+    .await?;
+    Ok(Data::new(maintenance_out(&s)))
+}

@@ -1,0 +1,7 @@
+//! Customer-experience automation around the inbox: business hours, the off-hours and
+//! maintenance replies (ARCHITECTURE.md, "Flows: Inbound webhooks"). Routing, teams and
+//! idle-agent detection join here.
+
+pub mod auto_reply;
+pub mod hours;
+pub mod settings;
