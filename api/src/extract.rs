@@ -64,6 +64,17 @@ pub fn parse_valid_json<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<
     from_value(value, Some(|v: &T, out: &mut Violations| v.validate(out)))
 }
 
+/// A body that may be left out: empty means `T::default()`, anything else is parsed and
+/// validated like [`ValidJson`].
+pub fn parse_optional_json<T: DeserializeOwned + Validate + Default>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_valid_json(bytes)
+}
+
 fn parse_json_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::Validation(vec![FieldError::new(

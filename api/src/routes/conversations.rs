@@ -11,7 +11,10 @@ use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use wharf_shared::inbox::SERVICE_WINDOW;
+use wharf_shared::{
+    inbox::{jobs::SendReadReceipt, SERVICE_WINDOW},
+    jobs::NewJob,
+};
 
 use super::{
     check_cursor_params, cursor, messages::MessageOut, CursorPage, Data, DEFAULT_CURSOR_LIMIT,
@@ -28,7 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_conversations))
         .routes(routes!(conversation_counts))
-        .routes(routes!(get_conversation))
         .routes(routes!(list_messages))
         .routes(routes!(mark_read))
 }
@@ -379,19 +381,6 @@ pub async fn fetch_conversation(
         .ok_or_else(|| ApiError::not_found("Conversation"))
 }
 
-/// Get a conversation with its contact and customer-service window.
-#[utoipa::path(get, path = "/conversations/{id}", tag = "conversations",
-    responses((status = 200, body = Data<ConversationOut>), (status = 404)))]
-async fn get_conversation(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Data<ConversationOut>>> {
-    let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
-    let id = parse_id(&id, "Conversation")?;
-    Ok(Data::new(fetch_conversation(&state, org_id, id).await?))
-}
-
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -456,7 +445,8 @@ async fn list_messages(
     ))
 }
 
-/// Mark a conversation as read (unreadCount = 0).
+/// Mark a conversation as read (unreadCount = 0) and tell Meta the customer's latest message
+/// was read (the customer sees the blue ticks; sent by a job, paced like any send).
 #[utoipa::path(post, path = "/conversations/{id}/read", tag = "conversations",
     responses((status = 200, body = Data<ConversationOut>), (status = 404)))]
 async fn mark_read(
@@ -466,14 +456,28 @@ async fn mark_read(
 ) -> ApiResult<Json<Data<ConversationOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(&id, "Conversation")?;
+    let mut tx = state.db.begin().await?;
     let updated =
         sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = $1 AND org_id = $2")
             .bind(id)
             .bind(org_id)
-            .execute(&state.db)
+            .execute(&mut *tx)
             .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::not_found("Conversation"));
     }
+    let latest: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM messages WHERE conversation_id = $1 AND direction = 'INBOUND' AND wamid IS NOT NULL
+          ORDER BY created_at DESC, seq DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(message_id) = latest {
+        let job = SendReadReceipt { message_id };
+        let key = job.unique_key();
+        wharf_shared::jobs::enqueue(&mut *tx, NewJob::new(job).org(org_id).unique_key(key)).await?;
+    }
+    tx.commit().await?;
     Ok(Data::new(fetch_conversation(&state, org_id, id).await?))
 }

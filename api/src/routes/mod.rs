@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod campaigns;
 pub mod contacts;
+pub mod conversation_actions;
 pub mod conversations;
 pub mod cx_settings;
 pub mod docs;
@@ -193,6 +194,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(admin_orgs::router())
         .merge(admin_jobs::router())
         .merge(conversations::router())
+        .merge(conversation_actions::router())
         .merge(contacts::router())
         .merge(messages::router())
         .merge(whatsapp_accounts::router())

@@ -4,4 +4,5 @@
 
 pub mod auto_reply;
 pub mod hours;
+pub mod lifecycle;
 pub mod settings;

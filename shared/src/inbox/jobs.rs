@@ -27,6 +27,26 @@ impl ProcessWebhook {
     }
 }
 
+/// Tells Meta that the customer's message (`messages.id`, inbound) was read: the customer sees
+/// the blue ticks. Best effort: an account that cannot send any more drops it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendReadReceipt {
+    pub message_id: Uuid,
+}
+
+impl JobKind for SendReadReceipt {
+    const KIND: &'static str = "inbox.send_read_receipt";
+    const LANE: Lane = Lane::Outbound;
+    const MAX_ATTEMPTS: i32 = 5;
+}
+
+impl SendReadReceipt {
+    /// One unfinished receipt per message.
+    pub fn unique_key(&self) -> String {
+        format!("read_receipt:{}", self.message_id)
+    }
+}
+
 /// Downloads the media of one inbound message (`messages.id`) with a fresh URL per attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DownloadMedia {

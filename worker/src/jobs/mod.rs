@@ -9,6 +9,7 @@ pub mod diag;
 pub mod download_media;
 pub mod maintenance;
 pub mod process_webhook;
+pub mod read_receipt;
 pub mod send_message;
 pub mod templates;
 
@@ -77,7 +78,11 @@ pub fn register_outbound(registry: &mut Registry, deps: crate::deps::WorkerDeps)
 pub fn register_inbox(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     registry
         .register::<ProcessWebhook, _, _>(process_webhook::run)
-        .register::<DownloadMedia, _, _>(move |ctx, payload| {
-            download_media::run(ctx, deps.clone(), payload)
+        .register::<DownloadMedia, _, _>({
+            let deps = deps.clone();
+            move |ctx, payload| download_media::run(ctx, deps.clone(), payload)
+        })
+        .register::<wharf_shared::inbox::jobs::SendReadReceipt, _, _>(move |ctx, payload| {
+            read_receipt::run(ctx, deps.clone(), payload)
         });
 }

@@ -246,7 +246,7 @@ pub async fn run(
 /// Takes the send's tokens from the number's and the recipient's buckets, sleeping for short
 /// waits and reserved slots. `Some(wait)`: no token within the reservation horizon; the
 /// caller defers the send by `wait` (nothing was taken).
-async fn take_slot(deps: &WorkerDeps, buckets: &[Bucket]) -> Option<Duration> {
+pub(crate) async fn take_slot(deps: &WorkerDeps, buckets: &[Bucket]) -> Option<Duration> {
     loop {
         match deps.limiter.acquire(buckets, MAX_RESERVE).await {
             Decision::Allowed => return None,

@@ -1,0 +1,220 @@
+//! The moves of a conversation (assign, unassign, take over, return to the bot, resolve,
+//! follow-up), each one domain operation: checked against the conversation's state under a
+//! row lock, applied, and recorded as a `conversation_events` row (who, from, to, why). The API
+//! and the automation (routing, idle agents) call these; none writes the columns itself.
+//!
+//! Allowed moves: anything but a CLOSED conversation may be assigned, unassigned, taken over,
+//! returned to the bot, followed up or resolved. A CLOSED conversation only comes back through
+//! a new customer message, which opens a new conversation.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A requested move.
+#[derive(Debug, Clone)]
+pub enum Move {
+    /// To an agent of the organization.
+    Assign {
+        user_id: Uuid,
+    },
+    Unassign,
+    /// The acting agent takes it (from the bot or another agent).
+    Takeover {
+        user_id: Uuid,
+    },
+    ReturnToBot,
+    Resolve,
+    FollowUp {
+        note: Option<String>,
+    },
+    ClearFollowUp,
+}
+
+impl Move {
+    fn verb(&self) -> &'static str {
+        match self {
+            Move::Assign { .. } => "assigned",
+            Move::Unassign => "unassigned",
+            Move::Takeover { .. } => "taken over",
+            Move::ReturnToBot => "returned to the bot",
+            Move::Resolve => "resolved",
+            Move::FollowUp { .. } => "marked for follow-up",
+            Move::ClearFollowUp => "cleared of its follow-up",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    #[error("conversation not found")]
+    NotFound,
+    /// The user to assign is not an active member of the organization.
+    #[error("user not found")]
+    UnknownUser,
+    /// Not allowed from the conversation's current state.
+    #[error("the conversation is {status}: it cannot be {verb}")]
+    NotAllowed { status: String, verb: &'static str },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Applies `m` to conversation `id` of `org_id` on behalf of `actor` (None: an API key or the
+/// platform), with `reason` recorded on the event.
+pub async fn apply(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    id: Uuid,
+    m: Move,
+    actor: Option<Uuid>,
+    reason: Option<&str>,
+) -> Result<(), MoveError> {
+    let current: Option<(String, Option<Uuid>, Option<String>)> = sqlx::query_as(
+        "SELECT status, assigned_to, follow_up_note FROM conversations
+          WHERE id = $1 AND org_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(org_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (status, assigned, _) = current.ok_or(MoveError::NotFound)?;
+    if status == "CLOSED" {
+        return Err(MoveError::NotAllowed {
+            status,
+            verb: m.verb(),
+        });
+    }
+    if let Move::Assign { user_id } | Move::Takeover { user_id } = &m {
+        let member: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND org_id = $2 AND is_active AND deleted_at IS NULL)",
+        )
+        .bind(user_id)
+        .bind(org_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !member {
+            return Err(MoveError::UnknownUser);
+        }
+    }
+    let (event, to_status, to_user): (&str, String, Option<Uuid>) = match &m {
+        Move::Assign { user_id } => ("ASSIGNED", human_status(&status), Some(*user_id)),
+        Move::Takeover { user_id } => ("TAKEOVER", "HUMAN_HANDLING".into(), Some(*user_id)),
+        Move::Unassign => ("UNASSIGNED", unassigned_status(&status), None),
+        Move::ReturnToBot => ("RETURNED_TO_BOT", "BOT_HANDLING".into(), None),
+        Move::Resolve => ("RESOLVED", "CLOSED".into(), assigned),
+        Move::FollowUp { note } => {
+            sqlx::query(
+                "UPDATE conversations SET follow_up_note = $3, follow_up_at = now(), follow_up_by = $4, updated_at = now()
+                  WHERE id = $1 AND org_id = $2",
+            )
+            .bind(id)
+            .bind(org_id)
+            .bind(note)
+            .bind(actor)
+            .execute(&mut *conn)
+            .await?;
+            record(
+                conn,
+                org_id,
+                id,
+                "FOLLOW_UP_SET",
+                actor,
+                assigned,
+                assigned,
+                &status,
+                &status,
+                reason.or(note.as_deref()),
+            )
+            .await?;
+            return Ok(());
+        }
+        Move::ClearFollowUp => {
+            sqlx::query(
+                "UPDATE conversations SET follow_up_note = NULL, follow_up_at = NULL, follow_up_by = NULL, updated_at = now()
+                  WHERE id = $1 AND org_id = $2",
+            )
+            .bind(id)
+            .bind(org_id)
+            .execute(&mut *conn)
+            .await?;
+            record(
+                conn,
+                org_id,
+                id,
+                "FOLLOW_UP_CLEARED",
+                actor,
+                assigned,
+                assigned,
+                &status,
+                &status,
+                reason,
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    sqlx::query(
+        "UPDATE conversations SET status = $3, assigned_to = $4, updated_at = now(),
+                closed_at = CASE WHEN $3 = 'CLOSED' THEN now() ELSE closed_at END
+          WHERE id = $1 AND org_id = $2",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(&to_status)
+    .bind(to_user)
+    .execute(&mut *conn)
+    .await?;
+    record(
+        conn, org_id, id, event, actor, assigned, to_user, &status, &to_status, reason,
+    )
+    .await?;
+    Ok(())
+}
+
+/// An agent now handles it; a conversation waiting for the customer keeps waiting.
+fn human_status(status: &str) -> String {
+    if status == "WAITING_FOR_CUSTOMER" {
+        status.into()
+    } else {
+        "HUMAN_HANDLING".into()
+    }
+}
+
+/// Back to the queue; the bot keeps its own conversations.
+fn unassigned_status(status: &str) -> String {
+    match status {
+        "BOT_HANDLING" | "WAITING_FOR_CUSTOMER" => status.into(),
+        _ => "OPEN".into(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    id: Uuid,
+    kind: &str,
+    actor: Option<Uuid>,
+    from_user: Option<Uuid>,
+    to_user: Option<Uuid>,
+    from_status: &str,
+    to_status: &str,
+    reason: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO conversation_events (org_id, conversation_id, type, actor_id, from_user_id, to_user_id,
+                                          from_status, to_status, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(kind)
+    .bind(actor)
+    .bind(from_user)
+    .bind(to_user)
+    .bind(from_status)
+    .bind(to_status)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
