@@ -104,7 +104,7 @@ async fn detail(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<Conversat
     })
 }
 
-fn move_error(err: MoveError) -> ApiError {
+pub(crate) fn move_error(err: MoveError) -> ApiError {
     match err {
         MoveError::NotFound => ApiError::not_found("Conversation"),
         MoveError::UnknownUser => ApiError::not_found("User"),

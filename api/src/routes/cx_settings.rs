@@ -106,87 +106,101 @@ pub struct BusinessHoursRequest {
     pub holidays: Option<Vec<String>>,
 }
 
-impl BusinessHoursRequest {
-    fn slots(&self) -> Option<Vec<Slot>> {
-        self.slots.as_ref().map(|slots| {
-            slots
-                .iter()
-                .filter_map(|s| {
-                    Some(Slot {
-                        day_of_week: u8::try_from(s.day_of_week).ok()?,
-                        start: hhmm::parse(&s.start)?,
-                        end: hhmm::parse(&s.end)?,
-                    })
-                })
-                .collect()
+/// Valid slots as [`Slot`]s (invalid ones, already refused by validation, are left out).
+pub(crate) fn slots_of(slots: &[SlotIn]) -> Vec<Slot> {
+    slots
+        .iter()
+        .filter_map(|s| {
+            Some(Slot {
+                day_of_week: u8::try_from(s.day_of_week).ok()?,
+                start: hhmm::parse(&s.start)?,
+                end: hhmm::parse(&s.end)?,
+            })
         })
-    }
+        .collect()
+}
 
-    fn holidays(&self) -> Option<Vec<NaiveDate>> {
-        self.holidays.as_ref().map(|days| {
-            days.iter()
-                .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                .collect()
-        })
+/// Valid holiday dates (invalid ones, already refused by validation, are left out).
+pub(crate) fn holidays_of(days: &[String]) -> Vec<NaiveDate> {
+    days.iter()
+        .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .collect()
+}
+
+/// The checks of a weekly schedule, shared by business hours and team working hours: an
+/// IANA timezone, slots with a weekday, `HH:MM` times, no empty or overlapping slot, and
+/// `YYYY-MM-DD` holidays. Every problem is named.
+pub(crate) fn validate_schedule(
+    v: &mut Violations,
+    timezone: Option<&str>,
+    slots: Option<&[SlotIn]>,
+    holidays: Option<&[String]>,
+) {
+    if let Some(tz) = timezone {
+        if hours::parse_timezone(tz).is_none() {
+            v.add(
+                "timezone",
+                "unknown timezone: use an IANA name such as Europe/Madrid",
+            );
+        }
+    }
+    let slots = slots.unwrap_or_default();
+    let mut well_formed = true;
+    for (i, s) in slots.iter().enumerate() {
+        let i = i.to_string();
+        if !(1..=7).contains(&s.day_of_week) {
+            v.add_at(
+                &["slots", &i, "dayOfWeek"],
+                "must be 1 (Monday) to 7 (Sunday)",
+            );
+            well_formed = false;
+        }
+        for (field, value) in [("start", &s.start), ("end", &s.end)] {
+            if hhmm::parse(value).is_none() {
+                v.add_at(
+                    &["slots", &i, field],
+                    "must be a time as HH:MM (00:00 to 23:59)",
+                );
+                well_formed = false;
+            }
+        }
+    }
+    if well_formed {
+        for problem in check_slots(&slots_of(slots)) {
+            match problem {
+                ScheduleProblem::EmptySlot(i) => v.add_at(
+                    &["slots", &i.to_string(), "end"],
+                    "must differ from start (an end before start runs past midnight)",
+                ),
+                ScheduleProblem::Overlap(i, j) => {
+                    v.add_at(&["slots", &j.to_string()], format!("overlaps slot {i}"))
+                }
+                ScheduleProblem::DayOutOfRange(i) => v.add_at(
+                    &["slots", &i.to_string(), "dayOfWeek"],
+                    "must be 1 (Monday) to 7 (Sunday)",
+                ),
+                ScheduleProblem::UnknownTimezone => v.add("timezone", "unknown timezone"),
+            }
+        }
+    }
+    for (i, d) in holidays.unwrap_or_default().iter().enumerate() {
+        if NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
+            v.add_at(
+                &["holidays", &i.to_string()],
+                "must be a date as YYYY-MM-DD",
+            );
+        }
     }
 }
 
 impl Validate for BusinessHoursRequest {
     fn validate(&self, v: &mut Violations) {
-        if let Some(tz) = &self.timezone {
-            if hours::parse_timezone(tz).is_none() {
-                v.add(
-                    "timezone",
-                    "unknown timezone: use an IANA name such as Europe/Madrid",
-                );
-            }
-        }
-        let mut well_formed = true;
-        for (i, s) in self.slots.iter().flatten().enumerate() {
-            let i = i.to_string();
-            if !(1..=7).contains(&s.day_of_week) {
-                v.add_at(
-                    &["slots", &i, "dayOfWeek"],
-                    "must be 1 (Monday) to 7 (Sunday)",
-                );
-                well_formed = false;
-            }
-            for (field, value) in [("start", &s.start), ("end", &s.end)] {
-                if hhmm::parse(value).is_none() {
-                    v.add_at(
-                        &["slots", &i, field],
-                        "must be a time as HH:MM (00:00 to 23:59)",
-                    );
-                    well_formed = false;
-                }
-            }
-        }
-        if well_formed {
-            for problem in check_slots(&self.slots().unwrap_or_default()) {
-                match problem {
-                    ScheduleProblem::EmptySlot(i) => v.add_at(
-                        &["slots", &i.to_string(), "end"],
-                        "must differ from start (an end before start runs past midnight)",
-                    ),
-                    ScheduleProblem::Overlap(i, j) => {
-                        v.add_at(&["slots", &j.to_string()], format!("overlaps slot {i}"))
-                    }
-                    ScheduleProblem::DayOutOfRange(i) => v.add_at(
-                        &["slots", &i.to_string(), "dayOfWeek"],
-                        "must be 1 (Monday) to 7 (Sunday)",
-                    ),
-                    ScheduleProblem::UnknownTimezone => v.add("timezone", "unknown timezone"),
-                }
-            }
-        }
-        for (i, d) in self.holidays.iter().flatten().enumerate() {
-            if NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
-                v.add_at(
-                    &["holidays", &i.to_string()],
-                    "must be a date as YYYY-MM-DD",
-                );
-            }
-        }
+        validate_schedule(
+            v,
+            self.timezone.as_deref(),
+            self.slots.as_deref(),
+            self.holidays.as_deref(),
+        );
     }
 }
 
@@ -216,11 +230,11 @@ async fn put_business_hours(
         if let Some(on) = body.is_enabled {
             s.business_hours_enabled = on;
         }
-        if let Some(slots) = body.slots() {
-            s.business_slots = sqlx::types::Json(slots);
+        if let Some(slots) = &body.slots {
+            s.business_slots = sqlx::types::Json(slots_of(slots));
         }
-        if let Some(days) = body.holidays() {
-            s.holidays = sqlx::types::Json(days);
+        if let Some(days) = &body.holidays {
+            s.holidays = sqlx::types::Json(holidays_of(days));
         }
     })
     .await?;

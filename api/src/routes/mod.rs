@@ -18,6 +18,8 @@ pub mod messages;
 pub mod metrics;
 pub mod outbound;
 pub mod profile;
+pub mod routing_rules;
+pub mod teams;
 pub mod templates;
 pub mod users;
 pub mod webhooks;
@@ -203,4 +205,6 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(templates::router())
         .merge(campaigns::router())
         .merge(cx_settings::router())
+        .merge(teams::router())
+        .merge(routing_rules::router())
 }

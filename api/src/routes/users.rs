@@ -14,7 +14,7 @@ use sqlx::PgExecutor;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use wharf_shared::crypto;
+use wharf_shared::{crypto, cx::routing};
 
 use super::{Data, Page, PageParams};
 use crate::{
@@ -54,13 +54,15 @@ pub struct UserOut {
     pub status_changed_at: DateTime<Utc>,
     pub is_active: bool,
     pub has_password: bool,
+    /// Most open conversations routing assigns to this agent at once (null: no limit).
+    pub max_conversations: Option<i32>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 pub const USER_COLUMNS: &str = "u.id, u.org_id, u.email, u.name, u.role, u.status, u.status_changed_at, \
-     u.is_active, u.password_hash IS NOT NULL AS has_password, u.last_login_at, u.created_at, u.updated_at";
+     u.is_active, u.password_hash IS NOT NULL AS has_password, u.max_conversations, u.last_login_at, u.created_at, u.updated_at";
 
 /// Loads a live (not deleted) user, scoped to `org_id` when given.
 pub async fn fetch_user(
@@ -237,6 +239,8 @@ pub struct UpdateUserRequest {
     pub is_active: Option<bool>,
     /// Admin reset of the user's password.
     pub password: Option<String>,
+    /// Most open conversations routing assigns to this agent at once (1-1000).
+    pub max_conversations: Option<i32>,
 }
 
 impl Validate for UpdateUserRequest {
@@ -247,6 +251,12 @@ impl Validate for UpdateUserRequest {
         }
         if let Some(p) = &self.password {
             v.password("password", p);
+        }
+        if self
+            .max_conversations
+            .is_some_and(|m| !(1..=1000).contains(&m))
+        {
+            v.add("maxConversations", "must be between 1 and 1000");
         }
         if self.role == Some(Role::SuperAdmin) {
             v.add_kind(
@@ -282,7 +292,8 @@ async fn update_user(
     sqlx::query(
         "UPDATE users SET name = COALESCE($3, name), email = COALESCE($4, email),
                 role = COALESCE($5, role), is_active = COALESCE($6, is_active),
-                password_hash = COALESCE($7, password_hash)
+                password_hash = COALESCE($7, password_hash),
+                max_conversations = COALESCE($8, max_conversations)
           WHERE id = $1 AND org_id = $2",
     )
     .bind(id)
@@ -292,6 +303,7 @@ async fn update_user(
     .bind(body.role)
     .bind(body.is_active)
     .bind(&password_hash)
+    .bind(body.max_conversations)
     .execute(&mut *tx)
     .await
     .on_conflict("users_email_key", "A user with this email already exists")?;
@@ -386,6 +398,7 @@ async fn update_status(
             ));
         }
     }
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "UPDATE users SET status = $3,
                 status_changed_at = CASE WHEN status = $3 THEN status_changed_at ELSE now() END
@@ -394,8 +407,15 @@ async fn update_status(
     .bind(id)
     .bind(org_id)
     .bind(body.status)
-    .execute(&state.db)
+    .execute(&mut *tx)
     .await?;
+    if body.status == Presence::Online {
+        // Conversations waiting in the agent's teams come to them now.
+        routing::pick_up_waiting(&mut tx, org_id, id, chrono::Utc::now())
+            .await
+            .map_err(super::conversation_actions::move_error)?;
+    }
+    tx.commit().await?;
     Ok(Data::new(fetch_user(&state.db, id, Some(org_id)).await?))
 }
 

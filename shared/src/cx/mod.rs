@@ -5,4 +5,5 @@
 pub mod auto_reply;
 pub mod hours;
 pub mod lifecycle;
+pub mod routing;
 pub mod settings;

@@ -606,6 +606,19 @@ impl Processor<'_> {
             if let Some(kind) = replied {
                 tracing::info!(%conversation_id, ?kind, "automatic reply queued");
             }
+            // A new conversation goes to a team and, when one is free, an agent.
+            let text = content["body"].as_str().unwrap_or_default();
+            let routed = cx::routing::route_new_conversation(
+                &mut self.tx,
+                account.org_id,
+                conversation_id,
+                text,
+                Utc::now(),
+            )
+            .await?;
+            if let Some(r) = routed {
+                tracing::debug!(%conversation_id, team_id = %r.team_id, assigned_to = ?r.assigned_to, "conversation routed");
+            }
         }
 
         if has_media {
