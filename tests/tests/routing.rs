@@ -316,3 +316,112 @@ async fn a_burst_never_pushes_an_agent_over_capacity() {
         .await;
     assert_eq!(waiting, 7);
 }
+
+/// An agent who leaves a customer waiting past the threshold while inactive past the
+/// inactivity period loses the conversation: REASSIGN hands it to another available member,
+/// UNASSIGN puts it back in the queue; the idle agent goes AWAY. Time is moved by back-dating
+/// the rows, not by sleeping.
+#[tokio::test]
+async fn idle_agents_lose_waiting_conversations_both_ways() {
+    let s = Setup::start().await;
+    let (x, y) = (s.agent("ONLINE", None).await, s.agent("ONLINE", None).await);
+    let team = s.team("Care", &[x, y]).await;
+    s.p.app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/routing-rules/default-team",
+            Some(&s.admin.token),
+            Some(json!({"teamId": team})),
+        )
+        .await
+        .expect(200);
+    let put_idle = |body: Value| {
+        s.p.app.request(
+            reqwest::Method::PUT,
+            "/api/v1/routing-rules/idle-agent",
+            Some(&s.admin.token),
+            Some(body),
+        )
+    };
+    put_idle(json!({"enabled": true, "thresholdMinutes": 0, "action": "LATER"}))
+        .await
+        .expect(422);
+    let r = put_idle(json!({"enabled": true, "thresholdMinutes": 10, "inactivityMinutes": 30}))
+        .await
+        .expect(200);
+    assert_eq!(r.data()["action"], "REASSIGN");
+    let run = || s.post("/routing-rules/idle-agent/run", json!({}));
+    let age = |conversation: &str, agent: Uuid| {
+        let pool = s.p.app.db.pool.clone();
+        let conversation = conversation.to_string();
+        async move {
+            sqlx::query("UPDATE messages SET created_at = now() - interval '20 minutes' WHERE conversation_id = $1::uuid")
+                .bind(&conversation)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "UPDATE users SET status_changed_at = now() - interval '2 hours' WHERE id = $1",
+            )
+            .bind(agent)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+
+    let c1 = s.writes("15556660001", "anyone there?").await;
+    let first: Uuid = c1["assignedTo"].as_str().unwrap().parse().unwrap();
+    let other = if first == x { y } else { x };
+    // Fresh: nothing to move.
+    let r = run().await.expect(200);
+    assert_eq!(r.data()["checked"], 1);
+    assert_eq!(r.data()["moved"], json!([]));
+    // Twenty minutes unanswered, the agent inactive for two hours: reassigned.
+    let id1 = c1["id"].as_str().unwrap();
+    age(id1, first).await;
+    let r = run().await.expect(200);
+    let moved = &r.data()["moved"][0];
+    assert_eq!(moved["conversationId"], id1);
+    assert_eq!(moved["fromUserId"], first.to_string());
+    assert_eq!(moved["toUserId"], other.to_string());
+    let user =
+        s.p.app
+            .get(&format!("/api/v1/users/{first}"), &s.admin.token)
+            .await
+            .expect(200);
+    assert_eq!(user.data()["status"], "AWAY");
+    let detail =
+        s.p.app
+            .get(&format!("/api/v1/conversations/{id1}"), &s.admin.token)
+            .await
+            .expect(200);
+    let events = detail.data()["events"].as_array().unwrap();
+    let last_two: Vec<&str> = events[events.len() - 2..]
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(last_two, ["UNASSIGNED", "ASSIGNED"]);
+    assert!(events.last().unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("idle agent"));
+
+    // UNASSIGN: back to the queue (the first agent is AWAY, so the other got it).
+    put_idle(json!({"action": "UNASSIGN"})).await.expect(200);
+    let c2 = s.writes("15556660002", "hello?").await;
+    assert_eq!(c2["assignedTo"], other.to_string());
+    let id2 = c2["id"].as_str().unwrap();
+    age(id2, other).await;
+    let r = run().await.expect(200);
+    let moved: Vec<&Value> = r.data()["moved"].as_array().unwrap().iter().collect();
+    assert!(moved.iter().all(|m| m["toUserId"].is_null()), "{moved:?}");
+    assert!(moved.iter().any(|m| m["conversationId"] == id2));
+    let c2_now =
+        s.p.app
+            .get(&format!("/api/v1/conversations/{id2}"), &s.admin.token)
+            .await
+            .expect(200);
+    assert!(c2_now.data()["assignedTo"].is_null());
+    assert_eq!(c2_now.data()["status"], "OPEN");
+}

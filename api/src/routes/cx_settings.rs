@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use wharf_shared::cx::{
     hours::{self, check_slots, hhmm, ScheduleProblem, Slot},
+    idle::{self, IdleSettings},
     settings::{self, CxSettings},
 };
 
@@ -30,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_business_hours, put_business_hours))
         .routes(routes!(get_off_hours, put_off_hours))
         .routes(routes!(get_maintenance, put_maintenance))
+        .routes(routes!(get_idle_agent, put_idle_agent))
+        .routes(routes!(run_idle_agent))
 }
 
 async fn load(state: &AppState, auth: &Auth) -> ApiResult<(uuid::Uuid, CxSettings)> {
@@ -409,4 +412,125 @@ async fn put_maintenance(
     })
     .await?;
     Ok(Data::new(maintenance_out(&s)))
+}
+
+// ---- idle agents -------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdleAgentOut {
+    pub enabled: bool,
+    /// Minutes a customer's message may wait unanswered.
+    pub threshold_minutes: i32,
+    /// Minutes without any action of the agent.
+    pub inactivity_minutes: i32,
+    /// REASSIGN (to another available member of the team) or UNASSIGN (to the team's queue).
+    pub action: String,
+}
+
+impl From<IdleSettings> for IdleAgentOut {
+    fn from(s: IdleSettings) -> Self {
+        Self {
+            enabled: s.idle_enabled,
+            threshold_minutes: s.idle_threshold_minutes,
+            inactivity_minutes: s.idle_inactivity_minutes,
+            action: s.idle_action,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdleAgentRequest {
+    pub enabled: Option<bool>,
+    pub threshold_minutes: Option<i32>,
+    pub inactivity_minutes: Option<i32>,
+    pub action: Option<String>,
+}
+
+impl Validate for IdleAgentRequest {
+    fn validate(&self, v: &mut Violations) {
+        for (field, value) in [
+            ("thresholdMinutes", self.threshold_minutes),
+            ("inactivityMinutes", self.inactivity_minutes),
+        ] {
+            if value.is_some_and(|m| !(1..=10_080).contains(&m)) {
+                v.add(field, "must be between 1 and 10080 minutes (a week)");
+            }
+        }
+        v.one_of("action", self.action.as_deref(), &["REASSIGN", "UNASSIGN"]);
+    }
+}
+
+/// Get the idle-agent detection settings.
+#[utoipa::path(get, path = "/routing-rules/idle-agent", tag = "routing-rules",
+    responses((status = 200, body = Data<IdleAgentOut>)))]
+async fn get_idle_agent(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<IdleAgentOut>>> {
+    let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
+    let mut conn = state.db.acquire().await?;
+    Ok(Data::new(
+        idle::load_settings(&mut conn, org_id).await?.into(),
+    ))
+}
+
+/// Update idle-agent detection (admin). The scheduler runs it every minute while enabled.
+#[utoipa::path(put, path = "/routing-rules/idle-agent", tag = "routing-rules",
+    request_body = IdleAgentRequest, responses((status = 200, body = Data<IdleAgentOut>)))]
+async fn put_idle_agent(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidJson(body): ValidJson<IdleAgentRequest>,
+) -> ApiResult<Json<Data<IdleAgentOut>>> {
+    let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
+    let mut tx = state.db.begin().await?;
+    let mut s = idle::load_settings(&mut tx, org_id).await?;
+    if let Some(on) = body.enabled {
+        s.idle_enabled = on;
+    }
+    if let Some(m) = body.threshold_minutes {
+        s.idle_threshold_minutes = m;
+    }
+    if let Some(m) = body.inactivity_minutes {
+        s.idle_inactivity_minutes = m;
+    }
+    if let Some(a) = &body.action {
+        s.idle_action = a.clone();
+    }
+    let saved = idle::save_settings(&mut tx, org_id, &s).await?;
+    tx.commit().await?;
+    Ok(Data::new(saved.into()))
+}
+
+/// The answer of a manual pass.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdleRunOut {
+    pub checked: i64,
+    /// `[{"conversationId", "fromUserId", "toUserId" (null: the team's queue), "reason"}]`
+    #[schema(value_type = Vec<Object>)]
+    pub moved: Vec<idle::IdleMove>,
+}
+
+/// Run idle-agent detection for the organization now (admin), with its current settings
+/// (enabled or not), and answer what it moved.
+#[utoipa::path(post, path = "/routing-rules/idle-agent/run", tag = "routing-rules",
+    responses((status = 200, body = Data<IdleRunOut>)))]
+async fn run_idle_agent(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Data<IdleRunOut>>> {
+    let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
+    let mut tx = state.db.begin().await?;
+    let s = idle::load_settings(&mut tx, org_id).await?;
+    let report = idle::run(&mut tx, org_id, &s, Utc::now())
+        .await
+        .map_err(super::conversation_actions::move_error)?;
+    tx.commit().await?;
+    Ok(Data::new(IdleRunOut {
+        checked: report.checked,
+        moved: report.moved,
+    }))
 }

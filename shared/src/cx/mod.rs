@@ -4,6 +4,7 @@
 
 pub mod auto_reply;
 pub mod hours;
+pub mod idle;
 pub mod lifecycle;
 pub mod routing;
 pub mod settings;

@@ -7,6 +7,7 @@ pub mod campaign_sends;
 pub mod campaigns;
 pub mod diag;
 pub mod download_media;
+pub mod idle_agents;
 pub mod maintenance;
 pub mod process_webhook;
 pub mod read_receipt;
@@ -54,6 +55,9 @@ pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     templates::register(registry, deps.clone());
     register_outbound(registry, deps.clone());
     register_campaigns(registry, deps);
+    registry
+        .register::<wharf_shared::cx::idle::IdleAgentsSweep, _, _>(idle_agents::sweep)
+        .register::<wharf_shared::cx::idle::IdleAgents, _, _>(idle_agents::run);
 }
 
 /// Registers the campaign kinds (`campaigns.dispatch`, `campaigns.launch_scheduled`,
