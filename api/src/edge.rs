@@ -146,7 +146,12 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
                 .get(header::ALLOW)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            format!("{method} is not allowed on {path}; allowed: {allowed}")
+            // axum adds `Allow` itself after this layer when it is not there yet.
+            if allowed.is_empty() {
+                format!("{method} is not allowed on {path}; the Allow header lists the methods that are")
+            } else {
+                format!("{method} is not allowed on {path}; allowed: {allowed}")
+            }
         }
         StatusCode::REQUEST_TIMEOUT => "The request took too long and was abandoned".into(),
         StatusCode::PAYLOAD_TOO_LARGE if text.is_empty() => format!(
