@@ -48,6 +48,19 @@ impl Setup {
         id
     }
 
+    async fn default_team(&self, team: &str) {
+        self.p
+            .app
+            .request(
+                reqwest::Method::PUT,
+                "/api/v1/routing-rules/default-team",
+                Some(&self.admin.token),
+                Some(json!({"teamId": team})),
+            )
+            .await
+            .expect(200);
+    }
+
     async fn agent(&self, status: &str, max: Option<i32>) -> Uuid {
         let (id, _) = self.p.app.create_user(&self.admin, "AGENT").await;
         if let Some(max) = max {
@@ -114,15 +127,7 @@ async fn rules_by_priority_then_the_default_team_and_available_agents_only() {
     let sales = s.team("Sales", &[a, b]).await;
     let support = s.team("Support", &[c]).await;
     let general = s.team("General", &[d]).await;
-    s.p.app
-        .request(
-            reqwest::Method::PUT,
-            "/api/v1/routing-rules/default-team",
-            Some(&s.admin.token),
-            Some(json!({"teamId": general})),
-        )
-        .await
-        .expect(200);
+    s.default_team(&general).await;
     let vip = s
         .post(
             "/routing-rules",
@@ -282,15 +287,7 @@ async fn a_burst_never_pushes_an_agent_over_capacity() {
     let s = Setup::start().await;
     let agent = s.agent("ONLINE", Some(3)).await;
     let team = s.team("Everyone", &[agent]).await;
-    s.p.app
-        .request(
-            reqwest::Method::PUT,
-            "/api/v1/routing-rules/default-team",
-            Some(&s.admin.token),
-            Some(json!({"teamId": team})),
-        )
-        .await
-        .expect(200);
+    s.default_team(&team).await;
     for i in 0..10 {
         s.p.customer_sends(
             &s.number,
@@ -326,15 +323,7 @@ async fn idle_agents_lose_waiting_conversations_both_ways() {
     let s = Setup::start().await;
     let (x, y) = (s.agent("ONLINE", None).await, s.agent("ONLINE", None).await);
     let team = s.team("Care", &[x, y]).await;
-    s.p.app
-        .request(
-            reqwest::Method::PUT,
-            "/api/v1/routing-rules/default-team",
-            Some(&s.admin.token),
-            Some(json!({"teamId": team})),
-        )
-        .await
-        .expect(200);
+    s.default_team(&team).await;
     let put_idle = |body: Value| {
         s.p.app.request(
             reqwest::Method::PUT,

@@ -11,10 +11,7 @@ use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use wharf_shared::{
-    inbox::{jobs::SendReadReceipt, SERVICE_WINDOW},
-    jobs::NewJob,
-};
+use wharf_shared::inbox::{self, SERVICE_WINDOW};
 
 use super::{
     check_cursor_params, cursor, messages::MessageOut, CursorPage, Data, DEFAULT_CURSOR_LIMIT,
@@ -457,26 +454,8 @@ async fn mark_read(
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(&id, "Conversation")?;
     let mut tx = state.db.begin().await?;
-    let updated =
-        sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = $1 AND org_id = $2")
-            .bind(id)
-            .bind(org_id)
-            .execute(&mut *tx)
-            .await?;
-    if updated.rows_affected() == 0 {
+    if !inbox::mark_read(&mut tx, org_id, id).await? {
         return Err(ApiError::not_found("Conversation"));
-    }
-    let latest: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM messages WHERE conversation_id = $1 AND direction = 'INBOUND' AND wamid IS NOT NULL
-          ORDER BY created_at DESC, seq DESC LIMIT 1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(message_id) = latest {
-        let job = SendReadReceipt { message_id };
-        let key = job.unique_key();
-        wharf_shared::jobs::enqueue(&mut *tx, NewJob::new(job).org(org_id).unique_key(key)).await?;
     }
     tx.commit().await?;
     Ok(Data::new(fetch_conversation(&state, org_id, id).await?))

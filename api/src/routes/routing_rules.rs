@@ -64,6 +64,16 @@ async fn fetch_rule(conn: &mut PgConnection, org_id: Uuid, id: Uuid) -> ApiResul
     .ok_or_else(|| ApiError::not_found("Routing rule"))
 }
 
+/// The organization's rules in the order they are tried.
+async fn all_rules(conn: &mut PgConnection, org_id: Uuid) -> ApiResult<Vec<RuleOut>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {RULE_COLUMNS} FROM routing_rules WHERE org_id = $1 ORDER BY priority, created_at, id"
+    ))
+    .bind(org_id)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// List the routing rules in the order they are tried.
 #[utoipa::path(get, path = "/routing-rules", tag = "routing-rules", responses((status = 200, body = Data<Vec<RuleOut>>)))]
 async fn list_rules(
@@ -71,13 +81,8 @@ async fn list_rules(
     auth: Auth,
 ) -> ApiResult<Json<Data<Vec<RuleOut>>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
-    let rules = sqlx::query_as(&format!(
-        "SELECT {RULE_COLUMNS} FROM routing_rules WHERE org_id = $1 ORDER BY priority, created_at, id"
-    ))
-    .bind(org_id)
-    .fetch_all(&state.db)
-    .await?;
-    Ok(Data::new(rules))
+    let mut conn = state.db.acquire().await?;
+    Ok(Data::new(all_rules(&mut conn, org_id).await?))
 }
 
 /// A rule as sent; on PATCH every field is optional.
@@ -266,12 +271,7 @@ async fn reorder(
     .bind(org_id)
     .execute(&mut *tx)
     .await?;
-    let rules = sqlx::query_as(&format!(
-        "SELECT {RULE_COLUMNS} FROM routing_rules WHERE org_id = $1 ORDER BY priority, created_at, id"
-    ))
-    .bind(org_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rules = all_rules(&mut tx, org_id).await?;
     tx.commit().await?;
     Ok(Data::new(rules))
 }

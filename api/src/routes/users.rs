@@ -14,7 +14,7 @@ use sqlx::PgExecutor;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use wharf_shared::{crypto, cx::routing};
+use wharf_shared::{crypto, cx::presence};
 
 use super::{Data, Page, PageParams};
 use crate::{
@@ -398,23 +398,15 @@ async fn update_status(
             ));
         }
     }
+    let status = match body.status {
+        Presence::Online => "ONLINE",
+        Presence::Away => "AWAY",
+        Presence::Offline => "OFFLINE",
+    };
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "UPDATE users SET status = $3,
-                status_changed_at = CASE WHEN status = $3 THEN status_changed_at ELSE now() END
-          WHERE id = $1 AND org_id = $2",
-    )
-    .bind(id)
-    .bind(org_id)
-    .bind(body.status)
-    .execute(&mut *tx)
-    .await?;
-    if body.status == Presence::Online {
-        // Conversations waiting in the agent's teams come to them now.
-        routing::pick_up_waiting(&mut tx, org_id, id, chrono::Utc::now())
-            .await
-            .map_err(super::conversation_actions::move_error)?;
-    }
+    presence::set_presence(&mut tx, org_id, id, status, chrono::Utc::now())
+        .await
+        .map_err(super::conversation_actions::move_error)?;
     tx.commit().await?;
     Ok(Data::new(fetch_user(&state.db, id, Some(org_id)).await?))
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{
     lifecycle::{self, Move, MoveError},
-    routing,
+    presence, routing,
 };
 use crate::jobs::{self, JobKind, Lane, NewJob};
 
@@ -146,12 +146,7 @@ pub async fn run(
     };
     for (conversation_id, agent, team_id) in stuck {
         // Idle: nothing more is assigned to them.
-        sqlx::query(
-            "UPDATE users SET status = 'AWAY', status_changed_at = now() WHERE id = $1 AND status <> 'AWAY'",
-        )
-        .bind(agent)
-        .execute(&mut *conn)
-        .await?;
+        presence::set_presence(conn, org_id, agent, "AWAY", now).await?;
         let reason = format!(
             "idle agent: customer unanswered for over {} min, agent inactive for over {} min",
             s.idle_threshold_minutes, s.idle_inactivity_minutes

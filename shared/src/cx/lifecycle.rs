@@ -101,52 +101,28 @@ pub async fn apply(
         Move::Unassign => ("UNASSIGNED", unassigned_status(&status), None),
         Move::ReturnToBot => ("RETURNED_TO_BOT", "BOT_HANDLING".into(), None),
         Move::Resolve => ("RESOLVED", "CLOSED".into(), assigned),
-        Move::FollowUp { note } => {
+        Move::FollowUp { .. } | Move::ClearFollowUp => {
+            // The mark only: status and assignee stay.
+            let (event, set, note) = match &m {
+                Move::FollowUp { note } => ("FOLLOW_UP_SET", true, note.as_deref()),
+                _ => ("FOLLOW_UP_CLEARED", false, None),
+            };
             sqlx::query(
-                "UPDATE conversations SET follow_up_note = $3, follow_up_at = now(), follow_up_by = $4, updated_at = now()
+                "UPDATE conversations SET follow_up_note = $3,
+                        follow_up_at = CASE WHEN $4 THEN now() END,
+                        follow_up_by = CASE WHEN $4 THEN $5 END, updated_at = now()
                   WHERE id = $1 AND org_id = $2",
             )
             .bind(id)
             .bind(org_id)
             .bind(note)
+            .bind(set)
             .bind(actor)
             .execute(&mut *conn)
             .await?;
+            let reason = reason.or(note);
             record(
-                conn,
-                org_id,
-                id,
-                "FOLLOW_UP_SET",
-                actor,
-                assigned,
-                assigned,
-                &status,
-                &status,
-                reason.or(note.as_deref()),
-            )
-            .await?;
-            return Ok(());
-        }
-        Move::ClearFollowUp => {
-            sqlx::query(
-                "UPDATE conversations SET follow_up_note = NULL, follow_up_at = NULL, follow_up_by = NULL, updated_at = now()
-                  WHERE id = $1 AND org_id = $2",
-            )
-            .bind(id)
-            .bind(org_id)
-            .execute(&mut *conn)
-            .await?;
-            record(
-                conn,
-                org_id,
-                id,
-                "FOLLOW_UP_CLEARED",
-                actor,
-                assigned,
-                assigned,
-                &status,
-                &status,
-                reason,
+                conn, org_id, id, event, actor, assigned, assigned, &status, &status, reason,
             )
             .await?;
             return Ok(());

@@ -6,5 +6,6 @@ pub mod auto_reply;
 pub mod hours;
 pub mod idle;
 pub mod lifecycle;
+pub mod presence;
 pub mod routing;
 pub mod settings;

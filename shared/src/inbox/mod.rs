@@ -18,3 +18,39 @@ pub fn blob_path(
 ) -> String {
     format!("{org_id}/{}/{message_id}", created_at.format("%Y/%m"))
 }
+
+/// An agent read the conversation: its unread count goes to zero and Meta is told the
+/// customer's latest message was read (`jobs::SendReadReceipt`, paced like any send). `false`
+/// when the conversation is not `org_id`'s.
+pub async fn mark_read(
+    conn: &mut sqlx::PgConnection,
+    org_id: uuid::Uuid,
+    conversation_id: uuid::Uuid,
+) -> Result<bool, crate::jobs::JobsError> {
+    let updated =
+        sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = $1 AND org_id = $2")
+            .bind(conversation_id)
+            .bind(org_id)
+            .execute(&mut *conn)
+            .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let latest: Option<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM messages WHERE conversation_id = $1 AND direction = 'INBOUND' AND wamid IS NOT NULL
+          ORDER BY created_at DESC, seq DESC LIMIT 1",
+    )
+    .bind(conversation_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(message_id) = latest {
+        let job = jobs::SendReadReceipt { message_id };
+        let key = job.unique_key();
+        crate::jobs::enqueue(
+            &mut *conn,
+            crate::jobs::NewJob::new(job).org(org_id).unique_key(key),
+        )
+        .await?;
+    }
+    Ok(true)
+}
