@@ -43,6 +43,7 @@ pub fn body_limit(path: &str) -> usize {
         MAX_WEBHOOK_BYTES
     } else if path == "/api/v1/templates/upload-media"
         || (path.starts_with("/api/v1/conversations/") && path.ends_with("/messages/media"))
+        || (path.starts_with("/api/v1/quick-replies/") && path.ends_with("/media"))
     {
         MAX_UPLOAD_BYTES
     } else if path == "/api/v1/campaigns" {

@@ -91,6 +91,15 @@ impl ApiError {
         Self::NotFound(format!("{what} not found"))
     }
 
+    /// A 422 for a required field of the request body that is missing.
+    pub fn missing_field(field: &str) -> Self {
+        Self::Validation(vec![FieldError::new(
+            &["body", field],
+            "Field required",
+            "missing",
+        )])
+    }
+
     /// A 422 for a single field of the request body.
     pub fn invalid_field(field: &str, msg: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(&["body", field], msg, "value_error")])

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod live;
 pub mod openapi;
 pub mod routes;
 pub mod state;

@@ -3,10 +3,11 @@
 use std::{ops::Deref, sync::Arc};
 
 use sqlx::PgPool;
-use wharf_shared::{crypto::SecretBox, redis_conn::RedisHandle, Config};
+use wharf_shared::{crypto::SecretBox, events::EventPublisher, redis_conn::RedisHandle, Config};
 
 use crate::{
     auth::{jwt::JwtKeys, throttle::LoginThrottle},
+    live::EventHub,
     webhook_ingest::WebhookIngest,
 };
 
@@ -22,6 +23,10 @@ pub struct AppStateInner {
     pub secrets: SecretBox,
     /// Group-commits Meta webhooks: its batchers run as long as this state lives.
     pub webhook_ingest: WebhookIngest,
+    /// Publishes live events (new messages, assignments) for every replica's streams.
+    pub events: EventPublisher,
+    /// This replica's subscription to live events, feeding `GET /api/v1/events`.
+    pub live: EventHub,
 }
 
 impl AppState {
@@ -34,6 +39,8 @@ impl AppState {
         );
         let secrets = SecretBox::new(config.secret_key.expose());
         let webhook_ingest = WebhookIngest::start(db.clone());
+        let events = EventPublisher::new(redis.clone(), &config.redis_prefix);
+        let live = EventHub::new(&config);
         Self(Arc::new(AppStateInner {
             config,
             db,
@@ -42,6 +49,8 @@ impl AppState {
             login_throttle,
             secrets,
             webhook_ingest,
+            events,
+            live,
         }))
     }
 }

@@ -35,6 +35,27 @@ pub fn multipart_error(err: MultipartError) -> ApiError {
     }
 }
 
+/// The 422 for a multipart body without its `file` field.
+pub fn file_required() -> ApiError {
+    ApiError::missing_field("file")
+}
+
+/// For routes whose only field is `file`: streams it into `dir` (other fields are ignored);
+/// a body without it is a 422 naming `file`.
+pub async fn receive_only_file(
+    multipart: &mut axum::extract::Multipart,
+    default_name: &str,
+    dir: &Path,
+) -> Result<ReceivedFile, ApiError> {
+    let mut file = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() == Some("file") {
+            file = Some(receive(field, default_name, dir).await?);
+        }
+    }
+    file.ok_or_else(file_required)
+}
+
 /// Streams a multipart file field into `dir` (created if missing).
 pub async fn receive(
     mut field: Field<'_>,

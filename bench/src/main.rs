@@ -17,10 +17,10 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(about = "Wharf benchmark suite (see bench/README.md)")]
 struct Args {
-    /// Scenarios to run: queue, fanout, rate, api, webhooks (comma-separated).
+    /// Scenarios to run: queue, fanout, rate, api, webhooks, routing (comma-separated).
     #[arg(
         long,
-        default_value = "queue,fanout,rate,api,webhooks",
+        default_value = "queue,fanout,rate,api,webhooks,routing",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -46,6 +46,11 @@ struct Args {
     /// Webhooks per run of the ingestion scenario.
     #[arg(long, default_value_t = 20_000)]
     webhooks: usize,
+    /// Inbound rate and duration of the routing scenario.
+    #[arg(long, default_value_t = 500)]
+    routing_rate: u32,
+    #[arg(long, default_value_t = 20)]
+    routing_secs: u64,
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -145,6 +150,9 @@ async fn main() -> anyhow::Result<()> {
                 .await
             }
             "webhooks" => scenarios::webhooks::run(args.runs, args.webhooks).await,
+            "routing" => {
+                scenarios::routing::run(args.runs, args.routing_rate, args.routing_secs).await
+            }
             other => anyhow::bail!("unknown scenario {other:?}"),
         };
         match result {

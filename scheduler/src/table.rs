@@ -85,6 +85,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("campaigns_launch_due", "0 * * * * *"),
     // Idle-agent detection: one pass per organization that enabled it, every minute.
     ("idle_agents", "0 * * * * *"),
+    // Scheduled maintenance windows: a catch-up for the jobs at each window's start and end.
+    ("maintenance_windows", "30 * * * * *"),
 ];
 
 /// `templates_sync`: every `TEMPLATE_SYNC_INTERVAL_SECS` (default 1800 = every 30 minutes),
@@ -170,6 +172,11 @@ pub fn table(overrides: &HashMap<String, String>) -> Result<Vec<CronEntry>, Tabl
             NewJob::new(wharf_shared::cx::idle::IdleAgentsSweep {})
         })?);
     }
+    if let Some(e) = expression("maintenance_windows") {
+        entries.push(CronEntry::new("maintenance_windows", &e, || {
+            NewJob::new(wharf_shared::cx::maintenance::MaintenanceWindowsSweep {})
+        })?);
+    }
     if let Some(e) = expression("diag_noop") {
         entries.push(CronEntry::new("diag_noop", &e, || {
             NewJob::new(DiagNoop {
@@ -212,10 +219,11 @@ mod tests {
     #[test]
     fn default_table_prunes_hourly() {
         let t = table(&HashMap::new()).unwrap();
-        assert_eq!(t.len(), 4);
+        assert_eq!(t.len(), 5);
         assert_eq!(t[1].name, "templates_sync");
         assert_eq!(t[2].name, "campaigns_launch_due");
         assert_eq!(t[3].name, "idle_agents");
+        assert_eq!(t[4].name, "maintenance_windows");
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 10, 30, 0).unwrap();
         assert_eq!(
             t[0].latest_tick(now),
@@ -242,7 +250,7 @@ mod tests {
     #[test]
     fn overrides_change_disable_and_validate() {
         let o = parse_overrides(
-            "prune_jobs=off; templates_sync=off; campaigns_launch_due=off; idle_agents=off; diag_noop=* * * * * *",
+            "prune_jobs=off; templates_sync=off; campaigns_launch_due=off; idle_agents=off; maintenance_windows=off; diag_noop=* * * * * *",
         )
         .unwrap();
         let t = table(&o).unwrap();

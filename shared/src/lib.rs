@@ -7,6 +7,7 @@ pub mod config;
 pub mod crypto;
 pub mod cx;
 pub mod db;
+pub mod events;
 pub mod inbox;
 pub mod jobs;
 pub mod meta;

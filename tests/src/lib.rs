@@ -13,6 +13,10 @@ use uuid::Uuid;
 pub use wharf_shared::testing::TestDb;
 use wharf_shared::Config;
 
+/// Held by tests that run worker processes or measure rates, so no two of them compete for the
+/// machine's two cores at once (the suite is one binary, so this one lock covers all of them).
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A running API with its own database.
 pub struct TestApp {
     pub base_url: String,

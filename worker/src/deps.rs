@@ -7,7 +7,8 @@ use std::{path::PathBuf, sync::Arc};
 use crate::send_ledger::SendLedger;
 
 use wharf_shared::{
-    crypto::SecretBox, meta::MetaClient, ratelimit::SendLimiter, redis_conn::RedisHandle, Config,
+    crypto::SecretBox, events::EventPublisher, meta::MetaClient, ratelimit::SendLimiter,
+    redis_conn::RedisHandle, Config,
 };
 
 #[derive(Clone)]
@@ -21,20 +22,20 @@ pub struct Inner {
     pub limiter: SendLimiter,
     /// Group commit of the send path's writes (one per process).
     pub ledger: SendLedger,
+    /// Live events for agents' screens (new messages, statuses, assignments).
+    pub events: EventPublisher,
 }
 
 impl WorkerDeps {
     pub fn from_config(config: &Config) -> Self {
+        let redis = RedisHandle::connect_in_background(config);
         Self(Arc::new(Inner {
             meta: MetaClient::from_config(config),
             secrets: SecretBox::new(config.secret_key.expose()),
             blob_dir: config.blob_dir.clone(),
-            limiter: SendLimiter::new(
-                RedisHandle::connect_in_background(config),
-                &config.redis_prefix,
-                worker_replicas(),
-            ),
+            limiter: SendLimiter::new(redis.clone(), &config.redis_prefix, worker_replicas()),
             ledger: SendLedger::default(),
+            events: EventPublisher::new(redis, &config.redis_prefix),
         }))
     }
 }

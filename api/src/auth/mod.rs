@@ -152,16 +152,16 @@ impl Auth {
     }
 }
 
-fn credential(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+/// The bearer token or API key a request carries in its headers.
+pub fn credential(headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?.trim();
         let (scheme, token) = value.split_once(' ')?;
         return scheme
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim().to_string());
     }
-    parts
-        .headers
+    headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_string())
@@ -180,17 +180,24 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = credential(parts)
+        Auth::from_token(state, credential(&parts.headers).as_deref()).await
+    }
+}
+
+impl Auth {
+    /// Resolves a bearer token or API key (`None` or empty: not authenticated).
+    pub async fn from_token(state: &AppState, token: Option<&str>) -> Result<Self, ApiError> {
+        let token = token
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?;
         if token.starts_with(api_keys::KEY_PREFIX) {
-            return api_keys::authenticate(state, &token)
+            return api_keys::authenticate(state, token)
                 .await
                 .map(|k| Auth(Principal::ApiKey(k)));
         }
         let claims = state
             .jwt
-            .verify(&token)
+            .verify(token)
             .ok_or_else(|| ApiError::Unauthorized("Invalid or expired token".into()))?;
         let row: Option<UserAuthRow> = sqlx::query_as(
             "SELECT u.id, u.org_id, u.role, u.is_active, o.status AS org_status

@@ -657,11 +657,7 @@ async fn load_template(
     template_id: Option<&str>,
 ) -> ApiResult<TemplateRow> {
     let Some(raw) = template_id.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            &["body", "templateId"],
-            "Field required",
-            "missing",
-        )]));
+        return Err(ApiError::missing_field("templateId"));
     };
     let not_found =
         || ApiError::invalid_field("templateId", "no such template in this organization");

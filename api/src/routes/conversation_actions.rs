@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use wharf_shared::cx::lifecycle::{self, Move, MoveError};
+use wharf_shared::{
+    cx::lifecycle::{self, Move, MoveError},
+    events::Event,
+};
 
 use super::{
     conversations::{fetch_conversation, ConversationOut},
@@ -108,6 +111,7 @@ pub(crate) fn move_error(err: MoveError) -> ApiError {
     match err {
         MoveError::NotFound => ApiError::not_found("Conversation"),
         MoveError::UnknownUser => ApiError::not_found("User"),
+        MoveError::UnknownTeam => ApiError::not_found("Team"),
         e @ MoveError::NotAllowed { .. } => ApiError::Conflict(capitalize(&e.to_string())),
         MoveError::Database(e) => e.into(),
     }
@@ -139,11 +143,24 @@ async fn apply(
     let org_id = auth.authorize(role, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(raw_id, "Conversation")?;
     let mut tx = state.db.begin().await?;
+    let assigns = matches!(m, Move::Assign { .. } | Move::Takeover { .. });
     lifecycle::apply(&mut tx, org_id, id, m, actor(auth), reason)
         .await
         .map_err(move_error)?;
     tx.commit().await?;
-    Ok(Data::new(detail(state, org_id, id).await?))
+    let d = detail(state, org_id, id).await?;
+    publish_change(state, org_id, &d.conversation, assigns).await;
+    Ok(Data::new(d))
+}
+
+/// Tells live screens about a conversation that changed (`assigned`: it changed hands).
+async fn publish_change(state: &AppState, org_id: Uuid, c: &ConversationOut, assigned: bool) {
+    let event = if assigned {
+        Event::conversation_assigned(org_id, c.id, c.team_id, c.assigned_to)
+    } else {
+        Event::conversation_updated(org_id, c.id, serde_json::json!({"status": c.status}))
+    };
+    state.events.publish_one(event).await;
 }
 
 /// Get a conversation with its contact, window, follow-up and recorded moves.
@@ -163,16 +180,12 @@ async fn get_conversation(
 #[serde(rename_all = "camelCase")]
 pub struct AssignRequest {
     pub user_id: Uuid,
-    /// Teams arrive with routing; only `null` is accepted until then.
+    /// Also moves the conversation to this team of the organization.
     pub team_id: Option<Uuid>,
 }
 
 impl Validate for AssignRequest {
-    fn validate(&self, v: &mut Violations) {
-        if self.team_id.is_some() {
-            v.add("teamId", "teams are not available yet; leave teamId out");
-        }
-    }
+    fn validate(&self, _: &mut Violations) {}
 }
 
 /// Assign a conversation to an agent of the organization (supervisors and admins).
@@ -186,6 +199,7 @@ async fn assign(
 ) -> ApiResult<Json<Data<ConversationDetail>>> {
     let m = Move::Assign {
         user_id: body.user_id,
+        team_id: body.team_id,
     };
     apply(&state, &auth, &id, Role::Supervisor, m, None).await
 }
@@ -356,7 +370,10 @@ async fn patch_conversation(
         (Some(_), _) => Some(Move::Unassign),
         (None, Some(user_id)) => {
             auth.authorize(Role::Supervisor, scopes::WHATSAPP_WRITE)?;
-            Some(Move::Assign { user_id })
+            Some(Move::Assign {
+                user_id,
+                team_id: None,
+            })
         }
         (None, None) => None,
     };
@@ -374,13 +391,16 @@ async fn patch_conversation(
             return Err(ApiError::not_found("Conversation"));
         }
     }
+    let assigns = matches!(m, Some(Move::Assign { .. }));
     if let Some(m) = m {
         lifecycle::apply(&mut tx, org_id, id, m, actor(&auth), None)
             .await
             .map_err(move_error)?;
     }
     tx.commit().await?;
-    Ok(Data::new(detail(&state, org_id, id).await?))
+    let d = detail(&state, org_id, id).await?;
+    publish_change(&state, org_id, &d.conversation, assigns).await;
+    Ok(Data::new(d))
 }
 
 /// Other conversations with the same contact, newest first.

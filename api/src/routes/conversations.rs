@@ -14,7 +14,10 @@ use uuid::Uuid;
 use wharf_shared::inbox::{self, SERVICE_WINDOW};
 
 use super::{
-    check_cursor_params, cursor, messages::MessageOut, CursorPage, Data, DEFAULT_CURSOR_LIMIT,
+    check_cursor_params, cursor,
+    messages::MessageOut,
+    tags::{tags_of, TagRef},
+    CursorPage, Data, DEFAULT_CURSOR_LIMIT,
 };
 use crate::{
     auth::{scopes, Auth, Principal, Role},
@@ -81,6 +84,8 @@ pub struct ConversationOut {
     /// When the customer-service window closes (`lastInboundAt` + 24 h).
     pub window_expires_at: Option<DateTime<Utc>>,
     pub contact: ConversationContact,
+    /// The tags on the conversation, by name.
+    pub tags: Vec<TagRef>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -105,6 +110,7 @@ pub struct ConversationRow {
     contact_name: Option<String>,
     profile_name: Option<String>,
     contact_category: Option<String>,
+    tags: sqlx::types::Json<Vec<TagRef>>,
     sort_key: DateTime<Utc>,
 }
 
@@ -132,6 +138,7 @@ impl From<ConversationRow> for ConversationOut {
                 profile_name: r.profile_name,
                 category: r.contact_category,
             },
+            tags: r.tags.0,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -160,9 +167,10 @@ fn select_conversations(sort_expr: &str) -> QueryBuilder<'static, Postgres> {
         "SELECT c.id, c.account_id, c.status, c.assigned_to, c.team_id, c.category, c.unread_count,
                 c.last_message_at, c.last_message_preview, c.last_message_direction, c.last_inbound_at,
                 c.created_at, c.updated_at, k.id AS contact_id, k.wa_id, k.name AS contact_name,
-                k.profile_name, k.category AS contact_category, {sort_expr} AS sort_key
+                k.profile_name, k.category AS contact_category, {} AS tags, {sort_expr} AS sort_key
            FROM conversations c JOIN contacts k ON k.id = c.contact_id
-          WHERE c.org_id = "
+          WHERE c.org_id = ",
+        tags_of("c.id")
     ))
 }
 
@@ -201,6 +209,8 @@ pub struct ListConversationsQuery {
     /// newest (default, by last message) | oldest | waiting_longest | created_newest | created_oldest.
     pub sort: Option<String>,
     pub team_id: Option<Uuid>,
+    /// Only conversations carrying this tag.
+    pub tag_id: Option<Uuid>,
     pub category: Option<String>,
 }
 
@@ -269,6 +279,11 @@ fn push_filters(
     }
     if let Some(team) = q.team_id {
         qb.push(" AND c.team_id = ").push_bind(team);
+    }
+    if let Some(tag) = q.tag_id {
+        qb.push(" AND EXISTS (SELECT 1 FROM conversation_tags ct WHERE ct.conversation_id = c.id AND ct.tag_id = ")
+            .push_bind(tag)
+            .push(")");
     }
     if let Some(category) = &q.category {
         qb.push(" AND c.category = ").push_bind(category.clone());

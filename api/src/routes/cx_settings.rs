@@ -11,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use wharf_shared::cx::{
     hours::{self, check_slots, hhmm, ScheduleProblem, Slot},
     idle::{self, IdleSettings},
+    maintenance, reroute,
     settings::{self, CxSettings},
 };
 
@@ -47,6 +48,23 @@ async fn update(
     auth: &Auth,
     change: impl FnOnce(&mut CxSettings),
 ) -> ApiResult<CxSettings> {
+    let (mut tx, org_id, mut s) = begin_update(state, auth).await?;
+    change(&mut s);
+    let saved = settings::save(&mut tx, org_id, &s).await?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+/// The admin's organization's settings, locked for a change in the returned transaction (every
+/// writer of `org_cx_settings` takes this lock first).
+pub(crate) async fn begin_update(
+    state: &AppState,
+    auth: &Auth,
+) -> ApiResult<(
+    sqlx::Transaction<'static, sqlx::Postgres>,
+    uuid::Uuid,
+    CxSettings,
+)> {
     let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
     let mut tx = state.db.begin().await?;
     // Serialises concurrent updates of one organization's settings.
@@ -54,11 +72,8 @@ async fn update(
         .bind(org_id)
         .execute(&mut *tx)
         .await?;
-    let mut s = settings::load(&mut tx, org_id).await?;
-    change(&mut s);
-    let saved = settings::save(&mut tx, org_id, &s).await?;
-    tx.commit().await?;
-    Ok(saved)
+    let s = settings::load(&mut tx, org_id).await?;
+    Ok((tx, org_id, s))
 }
 
 // ---- business hours ----------------------------------------------------------------------
@@ -322,7 +337,7 @@ pub struct MaintenanceOut {
 }
 
 /// `null` clears a field; leaving it out keeps it.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -396,21 +411,40 @@ async fn put_maintenance(
     auth: Auth,
     ValidJson(body): ValidJson<MaintenanceRequest>,
 ) -> ApiResult<Json<Data<MaintenanceOut>>> {
-    let s = update(&state, &auth, |s| {
-        if let Some(on) = body.maintenance_mode {
-            s.maintenance_mode = on;
+    let now = Utc::now();
+    let (mut tx, org_id, mut s) = begin_update(&state, &auth).await?;
+    let was_on = s.maintenance_period(now).is_some();
+    if let Some(on) = body.maintenance_mode {
+        // Switched off by hand inside a window: the rest of the window stays off.
+        if !on && was_on {
+            s.maintenance_by_window = true;
         }
-        if let Some(m) = &body.maintenance_message {
-            s.maintenance_message = Some(m.trim().to_string());
-        }
-        if let Some(start) = body.scheduled_start {
-            s.maintenance_start = start;
-        }
-        if let Some(end) = body.scheduled_end {
-            s.maintenance_end = end;
-        }
-    })
-    .await?;
+        s.maintenance_mode = on;
+    }
+    if let Some(m) = &body.maintenance_message {
+        s.maintenance_message = Some(m.trim().to_string());
+    }
+    let window = (s.maintenance_start, s.maintenance_end);
+    if let Some(start) = body.scheduled_start {
+        s.maintenance_start = start;
+    }
+    if let Some(end) = body.scheduled_end {
+        s.maintenance_end = end;
+    }
+    // A window that switched maintenance on takes it away when it is moved or removed.
+    let window_moved = window != (s.maintenance_start, s.maintenance_end);
+    if window_moved && s.maintenance_by_window && body.maintenance_mode.is_none() {
+        s.maintenance_mode = false;
+    }
+    let s = settings::save(&mut tx, org_id, &s).await?;
+    if let (true, Some(start), Some(end)) = (window_moved, s.maintenance_start, s.maintenance_end) {
+        maintenance::schedule_window(&mut tx, org_id, start, end).await?;
+    }
+    // Maintenance over: the conversations it held reach their teams now.
+    if was_on && s.maintenance_period(now).is_none() {
+        reroute::start_run(&mut tx, org_id, None).await?;
+    }
+    tx.commit().await?;
     Ok(Data::new(maintenance_out(&s)))
 }
 
@@ -529,6 +563,8 @@ async fn run_idle_agent(
         .await
         .map_err(super::conversation_actions::move_error)?;
     tx.commit().await?;
+    let events: Vec<_> = report.moved.iter().map(|m| m.event(org_id)).collect();
+    state.events.publish(&events).await;
     Ok(Data::new(IdleRunOut {
         checked: report.checked,
         moved: report.moved,

@@ -7,18 +7,23 @@ pub mod admin_orgs;
 pub mod api_keys;
 pub mod auth;
 pub mod campaigns;
+pub mod consent_settings;
 pub mod contacts;
 pub mod conversation_actions;
 pub mod conversations;
 pub mod cx_settings;
 pub mod docs;
+pub mod events;
 pub mod failed_messages;
 pub mod health;
 pub mod messages;
 pub mod metrics;
 pub mod outbound;
 pub mod profile;
+pub mod quick_replies;
 pub mod routing_rules;
+pub mod routing_runs;
+pub mod tags;
 pub mod teams;
 pub mod templates;
 pub mod users;
@@ -198,6 +203,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(conversations::router())
         .merge(conversation_actions::router())
         .merge(contacts::router())
+        .merge(events::router())
         .merge(messages::router())
         .merge(whatsapp_accounts::router())
         .merge(outbound::router())
@@ -205,6 +211,10 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(templates::router())
         .merge(campaigns::router())
         .merge(cx_settings::router())
+        .merge(consent_settings::router())
         .merge(teams::router())
         .merge(routing_rules::router())
+        .merge(routing_runs::router())
+        .merge(tags::router())
+        .merge(quick_replies::router())
 }

@@ -21,7 +21,10 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use wharf_shared::outbound::{self, NewOutbound, QueueError, Target};
+use wharf_shared::{
+    events::Event,
+    outbound::{self, NewOutbound, QueueError, Target},
+};
 
 use super::{
     messages::{MessageOut, MessageRow, MESSAGE_COLUMNS},
@@ -498,6 +501,7 @@ fn queue_error(err: QueueError) -> ApiError {
         QueueError::IdempotencyKeyReused => ApiError::Conflict(
             "This Idempotency-Key was already used for a different request".into(),
         ),
+        QueueError::ContactBlocked => ApiError::Conflict(err.to_string()),
         QueueError::Database(e) => e.into(),
         QueueError::Jobs(e) => e.into(),
     }
@@ -517,12 +521,14 @@ pub async fn fetch_message(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResul
 
 /// Queues the message (the shared domain operation) and answers with it.
 pub(crate) async fn queue(state: &AppState, m: NewOutbound) -> ApiResult<MessageOut> {
-    let org_id = m.org_id;
+    let (org_id, conversation_id) = (m.org_id, m.target.id);
     let mut tx = state.db.begin().await?;
     let id = outbound::queue_outbound(&mut tx, m)
         .await
         .map_err(queue_error)?;
     tx.commit().await?;
+    let event = Event::message_created(org_id, conversation_id, id, "OUTBOUND");
+    state.events.publish_one(event).await;
     fetch_message(state, org_id, id).await
 }
 
@@ -727,13 +733,7 @@ async fn send_media(
             _ => {}
         }
     }
-    let Some(file) = file else {
-        return Err(ApiError::Validation(vec![crate::error::FieldError::new(
-            &["body", "file"],
-            "Field required",
-            "missing",
-        )]));
-    };
+    let file = file.ok_or_else(upload::file_required)?;
     let mime = file.mime.clone();
     let kind = match kind_field.as_deref() {
         Some("image") => OutboundType::Image,

@@ -164,11 +164,7 @@ async fn create_team(
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
     let Some(name) = body.name.as_deref().map(str::trim) else {
-        return Err(ApiError::Validation(vec![crate::error::FieldError::new(
-            &["body", "name"],
-            "Field required",
-            "missing",
-        )]));
+        return Err(ApiError::missing_field("name"));
     };
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO teams (org_id, name, description, is_active) VALUES ($1, $2, $3, $4) RETURNING id",

@@ -1294,23 +1294,7 @@ async fn upload_media(
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let dir = state.config.blob_dir.join(format!("{org_id}/templates"));
-    let mut file = None;
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(upload::multipart_error)?
-    {
-        if field.name() == Some("file") {
-            file = Some(upload::receive(field, "header", &dir).await?);
-        }
-    }
-    let Some(file) = file else {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            &["body", "file"],
-            "Field required",
-            "missing",
-        )]));
-    };
+    let file = upload::receive_only_file(&mut multipart, "header", &dir).await?;
     let Some(limit) = header_limit(&file.mime) else {
         return Err(ApiError::invalid_field(
             "file",

@@ -14,7 +14,7 @@ use sqlx::PgExecutor;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use wharf_shared::{crypto, cx::presence};
+use wharf_shared::{crypto, cx::presence, events::Event};
 
 use super::{Data, Page, PageParams};
 use crate::{
@@ -404,10 +404,15 @@ async fn update_status(
         Presence::Offline => "OFFLINE",
     };
     let mut tx = state.db.begin().await?;
-    presence::set_presence(&mut tx, org_id, id, status, chrono::Utc::now())
+    let picked_up = presence::set_presence(&mut tx, org_id, id, status, chrono::Utc::now())
         .await
         .map_err(super::conversation_actions::move_error)?;
     tx.commit().await?;
+    let events: Vec<Event> = picked_up
+        .into_iter()
+        .map(|c| Event::conversation_assigned(org_id, c, None, Some(id)))
+        .collect();
+    state.events.publish(&events).await;
     Ok(Data::new(fetch_user(&state.db, id, Some(org_id)).await?))
 }
 

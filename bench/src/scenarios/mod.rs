@@ -4,4 +4,5 @@ pub mod api_latency;
 pub mod fanout;
 pub mod queue;
 pub mod rate;
+pub mod routing;
 pub mod webhooks;

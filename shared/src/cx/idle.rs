@@ -7,7 +7,7 @@
 //!
 //! The scheduler's `idle_agents` entry enqueues `cx.idle_agents_sweep` every minute, which
 //! enqueues one `cx.idle_agents` job per organization that enabled detection (unique per
-//! organization and minute); `POST /routing-rules/idle-agent/run` runs [`run`] at once.
+//! organization and sweep); `POST /routing-rules/idle-agent/run` runs [`run`] at once.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,18 @@ pub struct IdleMove {
     /// The member it went to; `None`: the team's queue.
     pub to_user_id: Option<Uuid>,
     pub reason: String,
+}
+
+impl IdleMove {
+    /// What live screens hear of this move.
+    pub fn event(&self, org_id: Uuid) -> crate::events::Event {
+        crate::events::Event::conversation_assigned(
+            org_id,
+            self.conversation_id,
+            None,
+            self.to_user_id,
+        )
+    }
 }
 
 /// What one pass found.
@@ -198,22 +210,23 @@ impl JobKind for IdleAgents {
     const MAX_ATTEMPTS: i32 = 3;
 }
 
-/// Enqueues one [`IdleAgents`] per enabled organization, unique per organization and minute.
+/// Enqueues one [`IdleAgents`] per enabled organization for the sweep job `sweep_id` (one
+/// sweep per scheduler tick, however many schedulers run), unique per organization and sweep,
+/// so a retried sweep never doubles a pass.
 pub async fn enqueue_sweep(
     conn: &mut PgConnection,
-    now: DateTime<Utc>,
+    sweep_id: i64,
 ) -> Result<usize, jobs::JobsError> {
     let orgs: Vec<Uuid> =
         sqlx::query_scalar("SELECT org_id FROM org_cx_settings WHERE idle_enabled")
             .fetch_all(&mut *conn)
             .await?;
-    let minute = now.timestamp() / 60;
     let batch: Vec<NewJob<IdleAgents>> = orgs
         .iter()
         .map(|org_id| {
             NewJob::new(IdleAgents { org_id: *org_id })
                 .org(*org_id)
-                .unique_key(format!("cx.idle_agents:{org_id}:{minute}"))
+                .unique_key(format!("cx.idle_agents:{org_id}:{sweep_id}"))
         })
         .collect();
     Ok(jobs::enqueue_many(&mut *conn, batch).await?.len())

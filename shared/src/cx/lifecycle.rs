@@ -16,6 +16,8 @@ pub enum Move {
     /// To an agent of the organization.
     Assign {
         user_id: Uuid,
+        /// Also moves the conversation to this team (`None`: it stays in its team).
+        team_id: Option<Uuid>,
     },
     Unassign,
     /// The acting agent takes it (from the bot or another agent).
@@ -51,6 +53,8 @@ pub enum MoveError {
     /// The user to assign is not an active member of the organization.
     #[error("user not found")]
     UnknownUser,
+    #[error("team not found")]
+    UnknownTeam,
     /// Not allowed from the conversation's current state.
     #[error("the conversation is {status}: it cannot be {verb}")]
     NotAllowed { status: String, verb: &'static str },
@@ -83,7 +87,7 @@ pub async fn apply(
             verb: m.verb(),
         });
     }
-    if let Move::Assign { user_id } | Move::Takeover { user_id } = &m {
+    if let Move::Assign { user_id, .. } | Move::Takeover { user_id } = &m {
         let member: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND org_id = $2 AND is_active AND deleted_at IS NULL)",
         )
@@ -95,8 +99,27 @@ pub async fn apply(
             return Err(MoveError::UnknownUser);
         }
     }
+    if let Move::Assign {
+        team_id: Some(team_id),
+        ..
+    } = &m
+    {
+        let moved = sqlx::query(
+            "UPDATE conversations SET team_id = $3
+              WHERE id = $1 AND org_id = $2
+                AND EXISTS (SELECT 1 FROM teams WHERE id = $3 AND org_id = $2 AND is_active)",
+        )
+        .bind(id)
+        .bind(org_id)
+        .bind(team_id)
+        .execute(&mut *conn)
+        .await?;
+        if moved.rows_affected() == 0 {
+            return Err(MoveError::UnknownTeam);
+        }
+    }
     let (event, to_status, to_user): (&str, String, Option<Uuid>) = match &m {
-        Move::Assign { user_id } => ("ASSIGNED", human_status(&status), Some(*user_id)),
+        Move::Assign { user_id, .. } => ("ASSIGNED", human_status(&status), Some(*user_id)),
         Move::Takeover { user_id } => ("TAKEOVER", "HUMAN_HANDLING".into(), Some(*user_id)),
         Move::Unassign => ("UNASSIGNED", unassigned_status(&status), None),
         Move::ReturnToBot => ("RETURNED_TO_BOT", "BOT_HANDLING".into(), None),

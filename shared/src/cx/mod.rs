@@ -3,9 +3,13 @@
 //! idle-agent detection join here.
 
 pub mod auto_reply;
+pub mod consent;
 pub mod hours;
 pub mod idle;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod presence;
+pub mod reroute;
 pub mod routing;
+pub mod rule_conflicts;
 pub mod settings;

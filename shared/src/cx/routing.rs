@@ -179,25 +179,7 @@ pub async fn route_new_conversation(
         phone,
         account_id,
     };
-    let rules: Vec<(String, Uuid, String, sqlx::types::Json<Vec<Condition>>)> = sqlx::query_as(
-        "SELECT r.name, r.team_id, r.match_type, r.conditions
-           FROM routing_rules r JOIN teams t ON t.id = r.team_id AND t.is_active
-          WHERE r.org_id = $1 AND r.is_active ORDER BY r.priority, r.created_at, r.id",
-    )
-    .bind(org_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let chosen = rules
-        .iter()
-        .find(|(_, _, match_type, conditions)| rule_matches(match_type, &conditions.0, &facts))
-        .map(|(name, team, _, _)| (*team, format!("routing rule \"{name}\"")));
-    let chosen = match chosen {
-        Some(c) => Some(c),
-        None => default_team(conn, org_id)
-            .await?
-            .map(|t| (t, "default team".to_string())),
-    };
-    let Some((team_id, reason)) = chosen else {
+    let Some((team_id, reason)) = choose_team(conn, org_id, &facts).await? else {
         return Ok(None);
     };
     sqlx::query("UPDATE conversations SET team_id = $2 WHERE id = $1")
@@ -210,6 +192,33 @@ pub async fn route_new_conversation(
         team_id,
         assigned_to,
     }))
+}
+
+/// The team a conversation with these facts goes to, and why: the first active rule that
+/// matches, by priority, else the organization's default team.
+pub async fn choose_team(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    facts: &Facts,
+) -> Result<Option<(Uuid, String)>, sqlx::Error> {
+    let rules: Vec<(String, Uuid, String, sqlx::types::Json<Vec<Condition>>)> = sqlx::query_as(
+        "SELECT r.name, r.team_id, r.match_type, r.conditions
+           FROM routing_rules r JOIN teams t ON t.id = r.team_id AND t.is_active
+          WHERE r.org_id = $1 AND r.is_active ORDER BY r.priority, r.created_at, r.id",
+    )
+    .bind(org_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let chosen = rules
+        .iter()
+        .find(|(_, _, match_type, conditions)| rule_matches(match_type, &conditions.0, facts))
+        .map(|(name, team, _, _)| (*team, format!("routing rule \"{name}\"")));
+    Ok(match chosen {
+        Some(c) => Some(c),
+        None => default_team(conn, org_id)
+            .await?
+            .map(|t| (t, "default team".to_string())),
+    })
 }
 
 /// The organization's active default team.
@@ -304,7 +313,10 @@ pub async fn assign_in_team(
         conn,
         org_id,
         conversation_id,
-        Move::Assign { user_id: agent },
+        Move::Assign {
+            user_id: agent,
+            team_id: None,
+        },
         None,
         Some(reason),
     )

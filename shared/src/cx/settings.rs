@@ -20,6 +20,9 @@ pub struct CxSettings {
     pub maintenance_message: Option<String>,
     pub maintenance_start: Option<DateTime<Utc>>,
     pub maintenance_end: Option<DateTime<Utc>>,
+    /// The current window was opened (by its job or the sweep): it no longer switches
+    /// maintenance on by itself, so switching it off by hand holds.
+    pub maintenance_by_window: bool,
 }
 
 impl Default for CxSettings {
@@ -36,12 +39,14 @@ impl Default for CxSettings {
             maintenance_message: None,
             maintenance_start: None,
             maintenance_end: None,
+            maintenance_by_window: false,
         }
     }
 }
 
 pub const COLUMNS: &str = "timezone, business_hours_enabled, business_slots, holidays, off_hours_auto_reply,
-    off_hours_message, maintenance_mode, maintenance_since, maintenance_message, maintenance_start, maintenance_end";
+    off_hours_message, maintenance_mode, maintenance_since, maintenance_message, maintenance_start, maintenance_end,
+    maintenance_by_window";
 
 /// The settings of `org_id` (defaults when it never saved any).
 pub async fn load(conn: &mut PgConnection, org_id: Uuid) -> Result<CxSettings, sqlx::Error> {
@@ -64,8 +69,8 @@ pub async fn save(
     sqlx::query_as(&format!(
         "INSERT INTO org_cx_settings (org_id, timezone, business_hours_enabled, business_slots, holidays,
                 off_hours_auto_reply, off_hours_message, maintenance_mode, maintenance_since, maintenance_message,
-                maintenance_start, maintenance_end)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $8 THEN now() END, $9, $10, $11)
+                maintenance_start, maintenance_end, maintenance_by_window)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $8 THEN now() END, $9, $10, $11, $12)
          ON CONFLICT (org_id) DO UPDATE SET
             timezone = EXCLUDED.timezone, business_hours_enabled = EXCLUDED.business_hours_enabled,
             business_slots = EXCLUDED.business_slots, holidays = EXCLUDED.holidays,
@@ -74,6 +79,11 @@ pub async fn save(
                                      THEN now() ELSE org_cx_settings.maintenance_since END,
             maintenance_mode = EXCLUDED.maintenance_mode, maintenance_message = EXCLUDED.maintenance_message,
             maintenance_start = EXCLUDED.maintenance_start, maintenance_end = EXCLUDED.maintenance_end,
+            -- A new window has not been opened yet.
+            maintenance_by_window = CASE
+                WHEN EXCLUDED.maintenance_start IS DISTINCT FROM org_cx_settings.maintenance_start
+                  OR EXCLUDED.maintenance_end IS DISTINCT FROM org_cx_settings.maintenance_end THEN false
+                ELSE EXCLUDED.maintenance_by_window END,
             updated_at = now()
          RETURNING {COLUMNS}"
     ))
@@ -88,6 +98,7 @@ pub async fn save(
     .bind(&s.maintenance_message)
     .bind(s.maintenance_start)
     .bind(s.maintenance_end)
+    .bind(s.maintenance_by_window)
     .fetch_one(conn)
     .await
 }
@@ -105,14 +116,19 @@ impl CxSettings {
         })
     }
 
-    /// The maintenance period in force at `now`, named by when it began: switched on by hand,
-    /// or a scheduled window that contains `now`.
+    /// The maintenance period in force at `now`, named by when it began: switched on (by hand
+    /// or by its window's job), or a window that contains `now` and that its job has not
+    /// reached yet (a late job never lets a customer through unanswered).
     pub fn maintenance_period(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.maintenance_mode {
             return Some(self.maintenance_since.unwrap_or(now));
         }
         match (self.maintenance_start, self.maintenance_end) {
-            (Some(start), Some(end)) if start <= now && now < end => Some(start),
+            (Some(start), Some(end))
+                if start <= now && now < end && !self.maintenance_by_window =>
+            {
+                Some(start)
+            }
             _ => None,
         }
     }

@@ -20,6 +20,8 @@ pub struct Target {
     pub wa_id: String,
     pub last_inbound_at: Option<DateTime<Utc>>,
     pub account_status: String,
+    /// The organization blocked this number: nothing is sent to it.
+    pub contact_blocked: bool,
 }
 
 impl Target {
@@ -42,7 +44,8 @@ pub async fn load_target(
     conversation_id: Uuid,
 ) -> Result<Option<Target>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT c.id, c.account_id, ct.wa_id, c.last_inbound_at, a.status AS account_status
+        "SELECT c.id, c.account_id, ct.wa_id, c.last_inbound_at, a.status AS account_status,
+                ct.blocked AS contact_blocked
            FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
            JOIN whatsapp_accounts a ON a.id = c.account_id
           WHERE c.id = $1 AND c.org_id = $2",
@@ -98,6 +101,9 @@ pub enum QueueError {
     /// The Idempotency-Key already produced a message for a different request.
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
+    /// The contact is on the organization's blocklist.
+    #[error("this contact is blocked; unblock it (PATCH /contacts/{{waId}} with blocked: false) to send to it")]
+    ContactBlocked,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -108,6 +114,9 @@ pub enum QueueError {
 /// the message id; a request repeated with the same Idempotency-Key returns the first one's id
 /// and queues nothing. The caller checks the window and the account (see [`Target`]).
 pub async fn queue_outbound(conn: &mut PgConnection, m: NewOutbound) -> Result<Uuid, QueueError> {
+    if m.target.contact_blocked {
+        return Err(QueueError::ContactBlocked);
+    }
     let id = Uuid::new_v4();
     let mut body = json!({
         "messaging_product": "whatsapp",

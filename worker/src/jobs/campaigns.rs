@@ -477,13 +477,38 @@ async fn dispatch_slice(
     .bind(&names)
     .execute(&mut *tx)
     .await?;
-    let contacts: Vec<(String, Uuid)> =
-        sqlx::query_as("SELECT wa_id, id FROM contacts WHERE org_id = $1 AND wa_id = ANY($2)")
-            .bind(c.org_id)
-            .bind(&phones)
-            .fetch_all(&mut *tx)
-            .await?;
-    let contact_of: HashMap<String, Uuid> = contacts.into_iter().collect();
+    let contacts: Vec<(String, Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT wa_id, id, CASE WHEN blocked THEN 'blocked' WHEN marketing_opt_out THEN 'opted_out' END
+           FROM contacts WHERE org_id = $1 AND wa_id = ANY($2)",
+    )
+    .bind(c.org_id)
+    .bind(&phones)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Opted-out and blocked contacts are skipped, with the reason the stats and export show.
+    let (mut refused_ids, mut refused_reasons) = (Vec::new(), Vec::new());
+    let mut contact_of: HashMap<String, Uuid> = HashMap::with_capacity(contacts.len());
+    for (wa_id, id, refused) in contacts {
+        match refused {
+            Some(reason) => {
+                refused_ids.extend(rows.iter().filter(|r| r.phone == wa_id).map(|r| r.id));
+                refused_reasons.resize(refused_ids.len(), reason);
+            }
+            None => {
+                contact_of.insert(wa_id, id);
+            }
+        }
+    }
+    if !refused_ids.is_empty() {
+        sqlx::query(
+            "UPDATE campaign_recipients r SET status = 'skipped', skip_reason = u.reason, updated_at = now()
+               FROM UNNEST($1::bigint[], $2::text[]) AS u(id, reason) WHERE r.id = u.id",
+        )
+        .bind(&refused_ids)
+        .bind(&refused_reasons)
+        .execute(&mut *tx)
+        .await?;
+    }
 
     // Each recipient's request and inbox preview.
     let vars = TemplateVars::of(&c.template_components, &c.parameter_format);

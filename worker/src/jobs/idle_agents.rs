@@ -7,17 +7,17 @@ use wharf_shared::{
     jobs::JobOutcome,
 };
 
-use crate::registry::JobContext;
+use crate::{deps::WorkerDeps, registry::JobContext};
 
 pub async fn sweep(ctx: JobContext, _job: IdleAgentsSweep) -> anyhow::Result<JobOutcome> {
     let mut tx = ctx.pool.begin().await?;
-    let n = idle::enqueue_sweep(&mut tx, Utc::now()).await?;
+    let n = idle::enqueue_sweep(&mut tx, ctx.id).await?;
     tx.commit().await?;
     tracing::debug!(organizations = n, "idle-agent passes enqueued");
     Ok(JobOutcome::Complete)
 }
 
-pub async fn run(ctx: JobContext, job: IdleAgents) -> anyhow::Result<JobOutcome> {
+pub async fn run(ctx: JobContext, deps: WorkerDeps, job: IdleAgents) -> anyhow::Result<JobOutcome> {
     let mut tx = ctx.pool.begin().await?;
     let settings = idle::load_settings(&mut tx, job.org_id).await?;
     if !settings.idle_enabled {
@@ -25,6 +25,8 @@ pub async fn run(ctx: JobContext, job: IdleAgents) -> anyhow::Result<JobOutcome>
     }
     let report = idle::run(&mut tx, job.org_id, &settings, Utc::now()).await?;
     tx.commit().await?;
+    let events: Vec<_> = report.moved.iter().map(|m| m.event(job.org_id)).collect();
+    deps.events.publish(&events).await;
     if !report.moved.is_empty() {
         tracing::info!(org_id = %job.org_id, moved = report.moved.len(), "idle agents' conversations moved on");
     }

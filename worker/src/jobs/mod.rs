@@ -9,8 +9,10 @@ pub mod diag;
 pub mod download_media;
 pub mod idle_agents;
 pub mod maintenance;
+pub mod maintenance_windows;
 pub mod process_webhook;
 pub mod read_receipt;
+pub mod routing_run;
 pub mod send_message;
 pub mod templates;
 
@@ -54,10 +56,22 @@ pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     register_inbox(registry, deps.clone());
     templates::register(registry, deps.clone());
     register_outbound(registry, deps.clone());
-    register_campaigns(registry, deps);
+    register_campaigns(registry, deps.clone());
+    let idle_deps = deps.clone();
     registry
         .register::<wharf_shared::cx::idle::IdleAgentsSweep, _, _>(idle_agents::sweep)
-        .register::<wharf_shared::cx::idle::IdleAgents, _, _>(idle_agents::run);
+        .register::<wharf_shared::cx::idle::IdleAgents, _, _>(move |ctx, payload| {
+            idle_agents::run(ctx, idle_deps.clone(), payload)
+        })
+        .register::<wharf_shared::cx::reroute::RoutingRun, _, _>(move |ctx, payload| {
+            routing_run::run(ctx, deps.clone(), payload)
+        })
+        .register::<wharf_shared::cx::maintenance::MaintenanceWindow, _, _>(
+            maintenance_windows::window,
+        )
+        .register::<wharf_shared::cx::maintenance::MaintenanceWindowsSweep, _, _>(
+            maintenance_windows::sweep,
+        );
 }
 
 /// Registers the campaign kinds (`campaigns.dispatch`, `campaigns.launch_scheduled`,
@@ -81,7 +95,10 @@ pub fn register_outbound(registry: &mut Registry, deps: crate::deps::WorkerDeps)
 /// Registers the inbox kinds (`process_webhook`, `download_media`) with their dependencies.
 pub fn register_inbox(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     registry
-        .register::<ProcessWebhook, _, _>(process_webhook::run)
+        .register::<ProcessWebhook, _, _>({
+            let deps = deps.clone();
+            move |ctx, payload| process_webhook::run(ctx, deps.clone(), payload)
+        })
         .register::<DownloadMedia, _, _>({
             let deps = deps.clone();
             move |ctx, payload| download_media::run(ctx, deps.clone(), payload)

@@ -24,11 +24,12 @@ use uuid::Uuid;
 use wharf_shared::{
     accounts::{raise_alert, Alert},
     cx,
+    events::Event,
     inbox::jobs::{DownloadMedia, ProcessWebhook},
     jobs::{self, JobOutcome, NewJob},
 };
 
-use crate::registry::JobContext;
+use crate::{deps::WorkerDeps, registry::JobContext};
 
 const MEDIA_TYPES: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
 const PREVIEW_CHARS: usize = 120;
@@ -49,7 +50,11 @@ struct Account {
     display_phone: Option<String>,
 }
 
-pub async fn run(ctx: JobContext, job: ProcessWebhook) -> anyhow::Result<JobOutcome> {
+pub async fn run(
+    ctx: JobContext,
+    deps: WorkerDeps,
+    job: ProcessWebhook,
+) -> anyhow::Result<JobOutcome> {
     let event: Option<EventRow> = sqlx::query_as(
         "SELECT source, account_id, org_id, payload, processed_at FROM webhook_events WHERE id = $1",
     )
@@ -80,6 +85,7 @@ pub async fn run(ctx: JobContext, job: ProcessWebhook) -> anyhow::Result<JobOutc
         event: &event,
         notes: Vec::new(),
         numbers: HashMap::new(),
+        events: Vec::new(),
     };
     for entry in event.payload["entry"].as_array().into_iter().flatten() {
         let waba_id = entry["id"].as_str().unwrap_or_default();
@@ -99,7 +105,12 @@ pub async fn run(ctx: JobContext, job: ProcessWebhook) -> anyhow::Result<JobOutc
             }
         }
     }
-    let Processor { mut tx, notes, .. } = p;
+    let Processor {
+        mut tx,
+        notes,
+        events,
+        ..
+    } = p;
     let error = (!notes.is_empty()).then(|| notes.join("; "));
     sqlx::query("UPDATE webhook_events SET processed_at = now(), error = $2 WHERE id = $1")
         .bind(job.event_id)
@@ -107,6 +118,7 @@ pub async fn run(ctx: JobContext, job: ProcessWebhook) -> anyhow::Result<JobOutc
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    deps.events.publish(&events).await;
     Ok(JobOutcome::Complete)
 }
 
@@ -360,6 +372,8 @@ struct Processor<'a> {
     notes: Vec<String>,
     /// phone_number_id → account, per event.
     numbers: HashMap<String, Option<Account>>,
+    /// Live events, published once the transaction commits.
+    events: Vec<Event>,
 }
 
 impl Processor<'_> {
@@ -507,6 +521,12 @@ impl Processor<'_> {
             tracing::debug!(wamid, "duplicate inbound message ignored");
             return Ok(());
         }
+        // A blocked number's messages never reach the inbox (the raw event stays stored).
+        if cx::consent::is_blocked(&mut self.tx, account.org_id, from).await? {
+            self.notes
+                .push(format!("message {wamid} from a blocked number dropped"));
+            return Ok(());
+        }
         let at = timestamp(&msg["timestamp"]).unwrap_or_else(Utc::now);
         let parsed = parse_message(kind, msg);
 
@@ -595,19 +615,32 @@ impl Processor<'_> {
         .await?;
 
         if parsed.from_customer {
-            // Maintenance or off-hours: the customer hears so once per period.
-            let replied = cx::auto_reply::after_customer_message(
+            let text = content["body"].as_str().unwrap_or_default();
+            // An opt-out or opt-in keyword: its confirmation is the answer.
+            let consent = cx::consent::after_customer_message(
                 &mut self.tx,
                 account.org_id,
+                contact_id,
                 conversation_id,
-                Utc::now(),
+                text,
             )
             .await?;
-            if let Some(kind) = replied {
-                tracing::info!(%conversation_id, ?kind, "automatic reply queued");
+            if let Some(change) = consent {
+                tracing::info!(%contact_id, ?change, "consent changed by keyword");
+            } else {
+                // Maintenance or off-hours: the customer hears so once per period.
+                let replied = cx::auto_reply::after_customer_message(
+                    &mut self.tx,
+                    account.org_id,
+                    conversation_id,
+                    Utc::now(),
+                )
+                .await?;
+                if let Some(kind) = replied {
+                    tracing::info!(%conversation_id, ?kind, "automatic reply queued");
+                }
             }
             // A new conversation goes to a team and, when one is free, an agent.
-            let text = content["body"].as_str().unwrap_or_default();
             let routed = cx::routing::route_new_conversation(
                 &mut self.tx,
                 account.org_id,
@@ -616,7 +649,13 @@ impl Processor<'_> {
                 Utc::now(),
             )
             .await?;
-            if let Some(r) = routed {
+            if let Some(r) = &routed {
+                self.events.push(Event::conversation_assigned(
+                    account.org_id,
+                    conversation_id,
+                    Some(r.team_id),
+                    r.assigned_to,
+                ));
                 tracing::debug!(%conversation_id, team_id = %r.team_id, assigned_to = ?r.assigned_to, "conversation routed");
             }
         }
@@ -630,6 +669,12 @@ impl Processor<'_> {
             )
             .await?;
         }
+        self.events.push(Event::message_created(
+            account.org_id,
+            conversation_id,
+            message_id,
+            "INBOUND",
+        ));
         tracing::debug!(%message_id, wamid, kind, "inbound message stored");
         Ok(())
     }
@@ -692,7 +737,7 @@ impl Processor<'_> {
         // timestamps are whole seconds while `sent_at` (Meta's answer to our send) has
         // sub-second precision, so a later step never shows a time before an earlier one:
         // Meta's own time is kept in the stored webhook event.
-        let updated: Option<Uuid> = sqlx::query_scalar(
+        let updated: Option<(Uuid, Uuid, String)> = sqlx::query_as(
             "UPDATE messages SET
                 status = CASE WHEN status <> 'failed' AND message_status_rank($3) > message_status_rank(status)
                               THEN $3 ELSE status END,
@@ -702,7 +747,7 @@ impl Processor<'_> {
                 failed_at = CASE WHEN $3 = 'failed' AND status <> 'failed' THEN $4 ELSE failed_at END,
                 error = CASE WHEN $3 = 'failed' AND status <> 'failed' THEN $5 ELSE error END
               WHERE account_id = $1 AND wamid = $2 AND direction = 'OUTBOUND'
-              RETURNING id",
+              RETURNING id, conversation_id, status",
         )
         .bind(account.id)
         .bind(wamid)
@@ -711,12 +756,18 @@ impl Processor<'_> {
         .bind(&error)
         .fetch_optional(&mut *self.tx)
         .await?;
-        if updated.is_none() {
-            tracing::debug!(
+        match updated {
+            Some((message_id, conversation_id, now)) => self.events.push(Event::message_status(
+                account.org_id,
+                conversation_id,
+                message_id,
+                &now,
+            )),
+            None => tracing::debug!(
                 wamid,
                 status,
                 "status for a message we do not know; ignored"
-            );
+            ),
         }
         Ok(())
     }

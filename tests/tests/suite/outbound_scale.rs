@@ -21,8 +21,6 @@ use wharf_tests::{
 
 const WORKER_BIN: &str = env!("CARGO_BIN_EXE_wharf-test-worker");
 
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 struct Run {
     p: Platform,
     admin: OrgAdmin,
@@ -212,7 +210,7 @@ impl Drop for Run {
 
 #[tokio::test]
 async fn two_workers_send_2000_messages_from_one_number_at_80_per_second() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = wharf_tests::HEAVY.lock().await;
     let mut run = Run::new().await;
     let number = run.number().await;
     let audience = run.audience(&number, 2000, "1555100").await;
@@ -225,7 +223,7 @@ async fn two_workers_send_2000_messages_from_one_number_at_80_per_second() {
 
 #[tokio::test]
 async fn three_numbers_at_once_each_at_its_own_limit() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = wharf_tests::HEAVY.lock().await;
     let mut run = Run::new().await;
     let mut numbers = vec![];
     for i in 0..3 {
@@ -244,7 +242,7 @@ async fn three_numbers_at_once_each_at_its_own_limit() {
 
 #[tokio::test]
 async fn fifty_messages_to_one_recipient_never_trip_the_pair_limit() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = wharf_tests::HEAVY.lock().await;
     let mut run = Run::new().await;
     let number = run.number().await;
     let audience = run.audience(&number, 1, "1555300").await;
@@ -280,7 +278,7 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn redis_stopped_mid_run_loses_nothing_and_keeps_the_limits() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = wharf_tests::HEAVY.lock().await;
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("wharf-redis-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -341,7 +339,7 @@ async fn redis_stopped_mid_run_loses_nothing_and_keeps_the_limits() {
 
 #[tokio::test]
 async fn a_worker_killed_mid_burst_sends_nothing_twice_and_loses_nothing() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = wharf_tests::HEAVY.lock().await;
     let mut run = Run::new().await;
     let number = run.number().await;
     run.p

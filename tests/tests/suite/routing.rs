@@ -10,28 +10,28 @@ use wharf_tests::{
     OrgAdmin,
 };
 
-struct Setup {
-    p: Platform,
-    admin: OrgAdmin,
-    number: Number,
+pub(crate) struct Setup {
+    pub(crate) p: Platform,
+    pub(crate) admin: OrgAdmin,
+    pub(crate) number: Number,
 }
 
 impl Setup {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let p = Platform::start().await;
         let admin = p.app.register_org("Routing Co").await;
         let number = p.connect_number(admin.org_id).await;
         Setup { p, admin, number }
     }
 
-    async fn post(&self, path: &str, body: Value) -> wharf_tests::Resp {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> wharf_tests::Resp {
         self.p
             .app
             .post(&format!("/api/v1{path}"), &self.admin.token, body)
             .await
     }
 
-    async fn team(&self, name: &str, members: &[Uuid]) -> String {
+    pub(crate) async fn team(&self, name: &str, members: &[Uuid]) -> String {
         let id = self
             .post("/teams", json!({"name": name}))
             .await
@@ -48,7 +48,7 @@ impl Setup {
         id
     }
 
-    async fn default_team(&self, team: &str) {
+    pub(crate) async fn default_team(&self, team: &str) {
         self.p
             .app
             .request(
@@ -61,7 +61,7 @@ impl Setup {
             .expect(200);
     }
 
-    async fn agent(&self, status: &str, max: Option<i32>) -> Uuid {
+    pub(crate) async fn agent(&self, status: &str, max: Option<i32>) -> Uuid {
         let (id, _) = self.p.app.create_user(&self.admin, "AGENT").await;
         if let Some(max) = max {
             self.p
@@ -78,7 +78,7 @@ impl Setup {
         id
     }
 
-    async fn presence(&self, id: Uuid, status: &str) {
+    pub(crate) async fn presence(&self, id: Uuid, status: &str) {
         self.p
             .app
             .patch(
@@ -91,7 +91,7 @@ impl Setup {
     }
 
     /// The customer writes; returns their conversation once it is filed.
-    async fn writes(&self, from: &str, text: &str) -> Value {
+    pub(crate) async fn writes(&self, from: &str, text: &str) -> Value {
         self.p.customer_sends(
             &self.number,
             json!({"from": from, "type": "text", "body": text}),

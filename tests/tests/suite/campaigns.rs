@@ -17,14 +17,12 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 use wharf_sim::{FaultAction, FaultSpec, ReceivedFilter, TemplateSpec};
 use wharf_tests::{
-    platform::{meta_error, Number, Platform},
+    platform::{meta_error, wait_for, Number, Platform},
     OrgAdmin, Resp,
 };
 
 const WORKER_BIN: &str = env!("CARGO_BIN_EXE_wharf-test-worker");
 const SCHEDULER_BIN: &str = env!("CARGO_BIN_EXE_wharf-test-scheduler");
-
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Setup {
     p: Platform,
@@ -295,7 +293,7 @@ impl Setup {
 
 #[tokio::test]
 async fn twenty_thousand_recipients_two_workers_exactly_once_at_80_per_second() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = wharf_tests::HEAVY.lock().await;
     let mut s = setup(false, 80).await;
     let id = s.create(20_000, "1", json!({})).await;
     s.spawn_worker();
@@ -331,7 +329,7 @@ async fn twenty_thousand_recipients_two_workers_exactly_once_at_80_per_second() 
 
 #[tokio::test]
 async fn a_worker_killed_mid_campaign_loses_no_recipient_and_sends_none_twice() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = wharf_tests::HEAVY.lock().await;
     let mut s = setup(false, 300).await;
     let n = 4000;
     let id = s.create(n, "2", json!({})).await;
@@ -516,7 +514,7 @@ async fn cancel_skips_the_remaining_recipients() {
 
 #[tokio::test]
 async fn a_scheduled_campaign_starts_once_on_time_with_two_schedulers() {
-    let _heavy = HEAVY.lock().await;
+    let _heavy = wharf_tests::HEAVY.lock().await;
     let mut s = setup(true, 500).await;
     let at = chrono::Utc::now() + chrono::Duration::seconds(5);
     let id = s
@@ -911,4 +909,82 @@ async fn a_small_campaign_end_to_end_estimate_events_stats_export_retry_and_bulk
     )
     .await
     .expect(422);
+}
+
+#[tokio::test]
+async fn opted_out_and_blocked_recipients_are_skipped_with_their_reason() {
+    let s = setup(true, 100).await;
+    let id = s.create(4, "7", json!({})).await;
+    let (stopper, blocked) = ("15557000000", "15557000001");
+    // One recipient wrote STOP before the launch; another was blocked by an agent.
+    s.p.customer_sends(
+        &s.number,
+        json!({"from": stopper, "type": "text", "body": "STOP"}),
+    );
+    s.p.customer_sends(
+        &s.number,
+        json!({"from": blocked, "type": "text", "body": "hi"}),
+    );
+    wait_for("both contacts filed", || async {
+        s.p.count(&format!(
+            "SELECT count(*) FROM contacts WHERE wa_id IN ('{stopper}', '{blocked}')
+                AND (marketing_opt_out OR wa_id = '{blocked}')"
+        ))
+        .await
+            == 2
+    })
+    .await;
+    s.p.app
+        .patch(
+            &format!("/api/v1/contacts/{blocked}"),
+            &s.admin.token,
+            json!({"blocked": true}),
+        )
+        .await
+        .expect(200);
+
+    s.post(&format!("/campaigns/{id}/launch"), json!({}))
+        .await
+        .expect(200);
+    s.wait_status(id, "COMPLETED", Duration::from_secs(30))
+        .await;
+    let stats = s.get(&format!("/campaigns/{id}/stats")).await.expect(200);
+    assert_eq!(stats.data()["counts"]["skipped"], 2, "{}", stats.body);
+    let templates_to = |to: &str| {
+        s.p.sim
+            .state()
+            .received(&ReceivedFilter {
+                to: Some(to.into()),
+                accepted: Some(true),
+                ..Default::default()
+            })
+            .iter()
+            .filter(|r| r.kind == "template")
+            .count()
+    };
+    assert_eq!(templates_to(stopper), 0);
+    assert_eq!(templates_to(blocked), 0);
+    assert_eq!(templates_to("15557000002"), 1);
+    assert_eq!(templates_to("15557000003"), 1);
+    let csv =
+        s.p.app
+            .client
+            .get(format!(
+                "{}/api/v1/campaigns/{id}/export?status=SKIPPED",
+                s.p.app.base_url
+            ))
+            .bearer_auth(&s.admin.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    let reason_of = |phone: &str| {
+        csv.lines()
+            .find(|l| l.contains(phone))
+            .map(|l| l.split(',').nth(4).unwrap_or_default().to_string())
+    };
+    assert_eq!(reason_of(stopper).as_deref(), Some("opted_out"), "{csv}");
+    assert_eq!(reason_of(blocked).as_deref(), Some("blocked"), "{csv}");
 }
