@@ -1,4 +1,4 @@
--- The durable job queue (DESIGN.md "Jobs"; River and Oban are the models).
+-- The durable job queue (ARCHITECTURE.md "Job rules"; River and Oban are the models).
 --
 -- One table holds every job from enqueue to pruning. A job is pending (`available`,
 -- `scheduled`, `retryable`: it runs once `run_at` has passed), `running` (leased by one worker

@@ -1,5 +1,5 @@
--- The inbox: raw webhook events, contacts, conversations and messages (DESIGN.md "Flows:
--- Inbound webhook", "Media").
+-- The inbox: raw webhook events, contacts, conversations and messages (ARCHITECTURE.md
+-- "Inbound webhooks", "Media download").
 
 -- Every signed webhook as received, before any parsing: the durable record a `process_webhook`
 -- job works from. Reprocessing an event is always possible and always idempotent.

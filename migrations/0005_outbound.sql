@@ -1,5 +1,5 @@
 -- Outbound sending: the request each message sends, idempotency, holds, discards, and the
--- history of every attempt (DESIGN.md "Flows: Outbound send", "Rate limits and Meta errors").
+-- history of every attempt (ARCHITECTURE.md "Sending a message", "Rate limits", "Meta errors").
 
 ALTER TABLE messages
     -- The Cloud API body this message sends (built and validated by the API, before queueing).

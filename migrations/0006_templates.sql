@@ -1,4 +1,4 @@
--- WhatsApp message templates, kept in sync with Meta (DESIGN.md "Flows: Templates").
+-- WhatsApp message templates, kept in sync with Meta (ARCHITECTURE.md "Template sync").
 --
 -- A row is one (account, name, language) template. Drafts live only here (no Meta id); every
 -- other status mirrors Meta's, plus two of ours: PENDING_SUBMISSION (a submit, edit or delete

@@ -1,5 +1,5 @@
 -- Campaigns: a template broadcast to a frozen audience, priced before it starts, paced at the
--- number's rate, pausable and crash-safe (DESIGN.md "Flows: Campaign").
+-- number's rate, pausable and crash-safe (ARCHITECTURE.md "Campaigns").
 --
 -- A recipient's delivery state is not copied here: once the dispatcher has created its message
 -- (`message_id`), the message row (which send results and status webhooks already move

@@ -3,7 +3,9 @@
 use std::{ops::Deref, sync::Arc};
 
 use sqlx::PgPool;
-use wharf_shared::{crypto::SecretBox, events::EventPublisher, redis_conn::RedisHandle, Config};
+use wharf_shared::{
+    crypto::SecretBox, events::EventPublisher, llm::LlmClient, redis_conn::RedisHandle, Config,
+};
 
 use crate::{
     auth::{jwt::JwtKeys, throttle::LoginThrottle},
@@ -27,6 +29,8 @@ pub struct AppStateInner {
     pub events: EventPublisher,
     /// This replica's subscription to live events, feeding `GET /api/v1/events`.
     pub live: EventHub,
+    /// The LLM providers (bot tests, key checks), within each organization's limits.
+    pub llm: LlmClient,
 }
 
 impl AppState {
@@ -41,6 +45,7 @@ impl AppState {
         let webhook_ingest = WebhookIngest::start(db.clone());
         let events = EventPublisher::new(redis.clone(), &config.redis_prefix);
         let live = EventHub::new(&config);
+        let llm = LlmClient::from_config(&config, redis.clone());
         Self(Arc::new(AppStateInner {
             config,
             db,
@@ -51,6 +56,7 @@ impl AppState {
             webhook_ingest,
             events,
             live,
+            llm,
         }))
     }
 }

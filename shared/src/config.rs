@@ -65,6 +65,19 @@ pub struct Config {
     pub login_attempts_per_email_per_minute: u32,
     /// Login attempts allowed per client address per minute.
     pub login_attempts_per_ip_per_minute: u32,
+    /// LLM provider origins (`LLM_OPENAI_URL`, …): scheme, host and optional prefix, no API
+    /// path. `./dev up` points all five at the simulator.
+    pub llm_openai_url: String,
+    pub llm_anthropic_url: String,
+    pub llm_google_url: String,
+    pub llm_deepseek_url: String,
+    pub llm_kimi_url: String,
+    /// How long one LLM attempt may take (`LLM_TIMEOUT_SECS`).
+    pub llm_timeout: Duration,
+    /// Model calls per minute per organization and provider (`LLM_REQUESTS_PER_MINUTE`).
+    pub llm_requests_per_minute: u32,
+    /// Estimated tokens per minute per organization and provider (`LLM_TOKENS_PER_MINUTE`).
+    pub llm_tokens_per_minute: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +219,29 @@ impl Config {
                 get("LOGIN_ATTEMPTS_PER_IP_PER_MINUTE"),
                 "30",
             )?,
+            llm_openai_url: url_or(get("LLM_OPENAI_URL"), "https://api.openai.com"),
+            llm_anthropic_url: url_or(get("LLM_ANTHROPIC_URL"), "https://api.anthropic.com"),
+            llm_google_url: url_or(
+                get("LLM_GOOGLE_URL"),
+                "https://generativelanguage.googleapis.com",
+            ),
+            llm_deepseek_url: url_or(get("LLM_DEEPSEEK_URL"), "https://api.deepseek.com"),
+            llm_kimi_url: url_or(get("LLM_KIMI_URL"), "https://api.moonshot.ai"),
+            llm_timeout: Duration::from_secs(parse_or(
+                "LLM_TIMEOUT_SECS",
+                get("LLM_TIMEOUT_SECS"),
+                "60",
+            )?),
+            llm_requests_per_minute: parse_or(
+                "LLM_REQUESTS_PER_MINUTE",
+                get("LLM_REQUESTS_PER_MINUTE"),
+                "500",
+            )?,
+            llm_tokens_per_minute: parse_or(
+                "LLM_TOKENS_PER_MINUTE",
+                get("LLM_TOKENS_PER_MINUTE"),
+                "200000",
+            )?,
         })
     }
 
@@ -223,6 +259,14 @@ fn decode_key(b64: &str) -> Result<[u8; 32], ConfigError> {
         name: "WHARF_SECRET_KEY",
         reason: format!("must decode to 32 bytes, got {}", b.len()),
     })
+}
+
+/// A base URL without its trailing slash (paths are appended to it).
+fn url_or(value: Option<String>, default: &str) -> String {
+    value
+        .unwrap_or_else(|| default.to_string())
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// Parses a variable or its default. Shared by every process's own settings.
@@ -274,6 +318,11 @@ mod tests {
         assert_eq!(cfg.api_addr.to_string(), "127.0.0.1:8080");
         assert!(cfg.redis_url.is_some());
         assert_eq!(cfg.log_format, LogFormat::Pretty);
+        assert_eq!(cfg.llm_openai_url, "https://api.openai.com");
+        assert_eq!(cfg.llm_kimi_url, "https://api.moonshot.ai");
+        assert_eq!(cfg.llm_timeout, Duration::from_secs(60));
+        assert_eq!(cfg.llm_requests_per_minute, 500);
+        assert_eq!(cfg.llm_tokens_per_minute, 200_000);
     }
 
     #[test]

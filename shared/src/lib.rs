@@ -2,6 +2,7 @@
 //! durable job runtime, crypto for secrets at rest, telemetry and shutdown handling.
 
 pub mod accounts;
+pub mod bot;
 pub mod campaigns;
 pub mod config;
 pub mod crypto;
@@ -10,6 +11,7 @@ pub mod db;
 pub mod events;
 pub mod inbox;
 pub mod jobs;
+pub mod llm;
 pub mod meta;
 pub mod outbound;
 pub mod ratelimit;

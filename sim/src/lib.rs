@@ -26,6 +26,7 @@ pub mod graph;
 pub mod ids;
 pub mod inbound;
 pub mod limits;
+pub mod llm;
 mod server;
 mod sim;
 pub mod state;
@@ -112,6 +113,8 @@ impl Default for SimConfig {
 pub struct Sim {
     pub(crate) inner: Arc<state::Inner>,
     pub(crate) config: Arc<SimConfig>,
+    /// The LLM providers' stand-ins (see [`llm`]).
+    pub(crate) llm: Arc<llm::LlmSim>,
 }
 
 /// A running simulator.
@@ -179,7 +182,9 @@ pub async fn run(
     result
 }
 
-/// The full router: Graph API, media downloads and the control API.
+/// The full router: Graph API, media downloads, the LLM providers and the control API.
 pub fn router(sim: Sim) -> axum::Router {
-    graph::router(sim.clone()).merge(control::router(sim))
+    graph::router(sim.clone())
+        .merge(llm::router(sim.clone()))
+        .merge(control::router(sim))
 }

@@ -164,7 +164,13 @@ impl Sim {
         Self {
             inner: Arc::new(Inner::new(&config)),
             config: Arc::new(config),
+            llm: Arc::default(),
         }
+    }
+
+    /// The LLM providers' stand-ins: keys, reply rules, latency, faults, request log.
+    pub fn llm(&self) -> &crate::llm::LlmSim {
+        &self.llm
     }
 
     pub(crate) fn set_base_url(&self, url: &str) {

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wharf_shared::{crypto::SecretBox, inbox::jobs::set_media_retry_base};
 use wharf_sim::{
-    InboundResult, InboundSpec, NumberSpec, SimHandle, TokenSpec, WabaSpec, WebhookTarget,
+    InboundResult, InboundSpec, NumberSpec, ReceivedFilter, SimHandle, TokenSpec, WabaSpec,
+    WebhookTarget,
 };
 use wharf_worker::{jobs::register_domain, Registry, WorkerConfig, WorkerDeps};
 
@@ -80,10 +81,13 @@ impl Platform {
             std::env::temp_dir().join(format!("wharf-blobs-{}", Uuid::new_v4().simple()));
         let graph = sim.base_url();
         let blobs = blob_dir.to_string_lossy().to_string();
+        // Meta and every LLM provider are the simulator: a test never reaches the internet.
+        let llm = llm_settings(&graph);
         let mut all = vec![
             ("META_GRAPH_URL", graph.as_str()),
             ("BLOB_DIR", blobs.as_str()),
         ];
+        all.extend(llm.iter().map(|(k, v)| (*k, v.as_str())));
         all.extend_from_slice(settings);
         let app = TestApp::spawn_with(&all).await;
         Self {
@@ -238,6 +242,20 @@ impl Platform {
         TestApp::read(res).await
     }
 
+    /// How many messages of `kind` (`text`, `template`, ...) Meta accepted for `to`.
+    pub fn accepted_to(&self, to: &str, kind: &str) -> usize {
+        self.sim
+            .state()
+            .received(&ReceivedFilter {
+                to: Some(to.into()),
+                accepted: Some(true),
+                ..Default::default()
+            })
+            .iter()
+            .filter(|r| r.kind == kind)
+            .count()
+    }
+
     /// `SELECT count(*) ...` on the platform database.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
@@ -306,4 +324,20 @@ pub fn meta_error(code: u32) -> wharf_sim::FaultAction {
         http_status: None,
         is_async: false,
     }
+}
+
+/// Settings pointing every hosted LLM provider at the simulator (`sim_base`, e.g.
+/// `SimHandle::base_url()`), for `TestApp::spawn_with` / `Platform::start_with` or
+/// `Config::from_lookup`. A LOCAL bot config's base is `{sim_base}/v1`.
+pub fn llm_settings(sim_base: &str) -> Vec<(&'static str, String)> {
+    [
+        "LLM_OPENAI_URL",
+        "LLM_ANTHROPIC_URL",
+        "LLM_GOOGLE_URL",
+        "LLM_DEEPSEEK_URL",
+        "LLM_KIMI_URL",
+    ]
+    .into_iter()
+    .map(|name| (name, sim_base.to_string()))
+    .collect()
 }

@@ -7,8 +7,8 @@ use std::{path::PathBuf, sync::Arc};
 use crate::send_ledger::SendLedger;
 
 use wharf_shared::{
-    crypto::SecretBox, events::EventPublisher, meta::MetaClient, ratelimit::SendLimiter,
-    redis_conn::RedisHandle, Config,
+    crypto::SecretBox, events::EventPublisher, llm::LlmClient, meta::MetaClient,
+    ratelimit::SendLimiter, redis_conn::RedisHandle, Config,
 };
 
 #[derive(Clone)]
@@ -24,6 +24,8 @@ pub struct Inner {
     pub ledger: SendLedger,
     /// Live events for agents' screens (new messages, statuses, assignments).
     pub events: EventPublisher,
+    /// The LLM providers, within each organization's limits.
+    pub llm: LlmClient,
 }
 
 impl WorkerDeps {
@@ -35,7 +37,8 @@ impl WorkerDeps {
             blob_dir: config.blob_dir.clone(),
             limiter: SendLimiter::new(redis.clone(), &config.redis_prefix, worker_replicas()),
             ledger: SendLedger::default(),
-            events: EventPublisher::new(redis, &config.redis_prefix),
+            events: EventPublisher::new(redis.clone(), &config.redis_prefix),
+            llm: LlmClient::from_config(config, redis),
         }))
     }
 }

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wharf_shared::{
+    bot,
     cx::lifecycle::{self, Move, MoveError},
     events::Event,
 };
@@ -147,6 +148,9 @@ async fn apply(
     lifecycle::apply(&mut tx, org_id, id, m, actor(auth), reason)
         .await
         .map_err(move_error)?;
+    if assigns {
+        bot::cancel_pending_replies(&mut tx, id).await?;
+    }
     tx.commit().await?;
     let d = detail(state, org_id, id).await?;
     publish_change(state, org_id, &d.conversation, assigns).await;

@@ -6,6 +6,10 @@ pub mod admin_jobs;
 pub mod admin_orgs;
 pub mod api_keys;
 pub mod auth;
+pub mod bot_config;
+pub mod bot_intents;
+pub mod bot_settings;
+pub mod bot_tools;
 pub mod campaigns;
 pub mod consent_settings;
 pub mod contacts;
@@ -215,6 +219,10 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(teams::router())
         .merge(routing_rules::router())
         .merge(routing_runs::router())
+        .merge(bot_config::router())
+        .merge(bot_intents::router())
+        .merge(bot_tools::router())
+        .merge(bot_settings::router())
         .merge(tags::router())
         .merge(quick_replies::router())
 }

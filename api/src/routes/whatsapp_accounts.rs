@@ -774,8 +774,12 @@ async fn put_meta_config(
 #[serde(rename_all = "camelCase")]
 pub struct AlertOut {
     pub id: Uuid,
+    /// `null` for organization-wide alerts (the bot's key, its monthly limit).
     pub account_id: Option<Uuid>,
     pub kind: String,
+    /// The kind in capitals (`TOKEN_INVALID`, `LLM_KEY_INVALID`, ...).
+    #[serde(rename = "type")]
+    pub alert_type: String,
     pub severity: String,
     pub title: String,
     pub message: String,
@@ -806,7 +810,7 @@ async fn list_alerts(
 ) -> ApiResult<Json<Data<Vec<AlertOut>>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let alerts = sqlx::query_as(
-        "SELECT id, account_id, kind, severity, title, message, details, acknowledged_at, acknowledged_by, created_at
+        "SELECT id, account_id, kind, upper(kind) AS alert_type, severity, title, message, details, acknowledged_at, acknowledged_by, created_at
            FROM account_alerts
           WHERE org_id = $1 AND ($2::bool IS NULL OR (acknowledged_at IS NOT NULL) = $2)
           ORDER BY created_at DESC, id LIMIT 200",
@@ -861,7 +865,7 @@ async fn acknowledge_alert(
         "UPDATE account_alerts SET acknowledged_at = COALESCE(acknowledged_at, now()),
                 acknowledged_by = COALESCE(acknowledged_by, $3)
           WHERE id = $1 AND org_id = $2
-          RETURNING id, account_id, kind, severity, title, message, details, acknowledged_at, acknowledged_by, created_at",
+          RETURNING id, account_id, kind, upper(kind) AS alert_type, severity, title, message, details, acknowledged_at, acknowledged_by, created_at",
     )
     .bind(id)
     .bind(org_id)

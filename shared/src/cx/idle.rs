@@ -124,26 +124,32 @@ pub async fn run(
     .bind(org_id)
     .fetch_one(&mut *conn)
     .await?;
-    // The oldest customer message after the conversation's last outbound message, and the
-    // assignee's last sign of life.
+    // First the agents with open conversations who did nothing (presence change, message,
+    // move) for the inactivity period — one indexed look-up each; then, only for their
+    // conversations, the oldest customer message after the last outbound one.
     let stuck: Vec<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
-        "WITH open AS (
+        "WITH agents AS (
+             SELECT u.id FROM users u
+              WHERE u.org_id = $1
+                AND u.id IN (SELECT assigned_to FROM conversations
+                              WHERE org_id = $1 AND assigned_to IS NOT NULL AND status <> 'CLOSED')
+                AND GREATEST(u.status_changed_at,
+                             (SELECT max(created_at) FROM messages WHERE sent_by = u.id),
+                             (SELECT max(at) FROM conversation_events WHERE actor_id = u.id))
+                    < $2 - make_interval(mins => $4)
+         ), waiting AS (
              SELECT c.id, c.assigned_to, c.team_id,
                     (SELECT min(m.created_at) FROM messages m
                       WHERE m.conversation_id = c.id AND m.direction = 'INBOUND'
                         AND m.created_at > COALESCE((SELECT max(o.created_at) FROM messages o
                                                       WHERE o.conversation_id = c.id AND o.direction = 'OUTBOUND'),
                                                     '-infinity')) AS waiting_since
-               FROM conversations c
-              WHERE c.org_id = $1 AND c.assigned_to IS NOT NULL AND c.status <> 'CLOSED'
+               FROM conversations c JOIN agents a ON a.id = c.assigned_to
+              WHERE c.org_id = $1 AND c.status <> 'CLOSED'
          )
-         SELECT o.id, o.assigned_to, o.team_id FROM open o JOIN users u ON u.id = o.assigned_to
-          WHERE o.waiting_since < $2 - make_interval(mins => $3)
-            AND GREATEST(u.status_changed_at,
-                         (SELECT max(created_at) FROM messages WHERE sent_by = u.id),
-                         (SELECT max(at) FROM conversation_events WHERE actor_id = u.id))
-                < $2 - make_interval(mins => $4)
-          ORDER BY o.waiting_since
+         SELECT id, assigned_to, team_id FROM waiting
+          WHERE waiting_since < $2 - make_interval(mins => $3)
+          ORDER BY waiting_since
           LIMIT 1000",
     )
     .bind(org_id)

@@ -25,6 +25,8 @@ pub enum Move {
         user_id: Uuid,
     },
     ReturnToBot,
+    /// The bot hands the conversation to people: it waits for routing (OPEN, nobody).
+    HandOff,
     Resolve,
     FollowUp {
         note: Option<String>,
@@ -39,6 +41,7 @@ impl Move {
             Move::Unassign => "unassigned",
             Move::Takeover { .. } => "taken over",
             Move::ReturnToBot => "returned to the bot",
+            Move::HandOff => "handed off by the bot",
             Move::Resolve => "resolved",
             Move::FollowUp { .. } => "marked for follow-up",
             Move::ClearFollowUp => "cleared of its follow-up",
@@ -123,6 +126,7 @@ pub async fn apply(
         Move::Takeover { user_id } => ("TAKEOVER", "HUMAN_HANDLING".into(), Some(*user_id)),
         Move::Unassign => ("UNASSIGNED", unassigned_status(&status), None),
         Move::ReturnToBot => ("RETURNED_TO_BOT", "BOT_HANDLING".into(), None),
+        Move::HandOff => ("HANDED_OFF", "OPEN".into(), None),
         Move::Resolve => ("RESOLVED", "CLOSED".into(), assigned),
         Move::FollowUp { .. } | Move::ClearFollowUp => {
             // The mark only: status and assignee stay.

@@ -4,6 +4,7 @@ mod common;
 mod errors;
 mod faults;
 mod limits;
+mod llm;
 mod media;
 mod templates;
 mod webhooks;

@@ -950,18 +950,7 @@ async fn opted_out_and_blocked_recipients_are_skipped_with_their_reason() {
         .await;
     let stats = s.get(&format!("/campaigns/{id}/stats")).await.expect(200);
     assert_eq!(stats.data()["counts"]["skipped"], 2, "{}", stats.body);
-    let templates_to = |to: &str| {
-        s.p.sim
-            .state()
-            .received(&ReceivedFilter {
-                to: Some(to.into()),
-                accepted: Some(true),
-                ..Default::default()
-            })
-            .iter()
-            .filter(|r| r.kind == "template")
-            .count()
-    };
+    let templates_to = |to: &str| s.p.accepted_to(to, "template");
     assert_eq!(templates_to(stopper), 0);
     assert_eq!(templates_to(blocked), 0);
     assert_eq!(templates_to("15557000002"), 1);

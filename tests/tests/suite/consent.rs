@@ -5,7 +5,6 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use wharf_sim::ReceivedFilter;
 use wharf_tests::platform::wait_for;
 
 use super::routing::Setup;
@@ -30,17 +29,7 @@ impl Setup {
                 == 0
         })
         .await;
-        self.p
-            .sim
-            .state()
-            .received(&ReceivedFilter {
-                to: Some(to.into()),
-                accepted: Some(true),
-                ..Default::default()
-            })
-            .iter()
-            .filter(|r| r.kind == "text")
-            .count()
+        self.p.accepted_to(to, "text")
     }
 
     async fn inbound_count(&self, from: &str) -> i64 {

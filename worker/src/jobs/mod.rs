@@ -3,6 +3,7 @@
 //! Adding a kind: define its payload (implementing `JobKind`) in `wharf_shared`, write the
 //! handler in a module here, register it below.
 
+pub mod bot_reply;
 pub mod campaign_sends;
 pub mod campaigns;
 pub mod diag;
@@ -63,8 +64,12 @@ pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
         .register::<wharf_shared::cx::idle::IdleAgents, _, _>(move |ctx, payload| {
             idle_agents::run(ctx, idle_deps.clone(), payload)
         })
-        .register::<wharf_shared::cx::reroute::RoutingRun, _, _>(move |ctx, payload| {
-            routing_run::run(ctx, deps.clone(), payload)
+        .register::<wharf_shared::cx::reroute::RoutingRun, _, _>({
+            let deps = deps.clone();
+            move |ctx, payload| routing_run::run(ctx, deps.clone(), payload)
+        })
+        .register::<wharf_shared::bot::reply::BotReply, _, _>(move |ctx, payload| {
+            bot_reply::run(ctx, deps.clone(), payload)
         })
         .register::<wharf_shared::cx::maintenance::MaintenanceWindow, _, _>(
             maintenance_windows::window,

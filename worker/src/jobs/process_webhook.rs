@@ -23,7 +23,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 use wharf_shared::{
     accounts::{raise_alert, Alert},
-    cx,
+    bot, cx,
     events::Event,
     inbox::jobs::{DownloadMedia, ProcessWebhook},
     jobs::{self, JobOutcome, NewJob},
@@ -541,11 +541,11 @@ impl Processor<'_> {
         .bind(profiles.get(from).copied())
         .fetch_one(&mut *self.tx)
         .await?;
-        let conversation_id: Uuid = sqlx::query_scalar(
+        let (conversation_id, created): (Uuid, bool) = sqlx::query_as(
             "INSERT INTO conversations (org_id, account_id, contact_id, last_message_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (account_id, contact_id) WHERE status <> 'CLOSED'
                 DO UPDATE SET status = conversations.status
-             RETURNING id",
+             RETURNING id, xmax = 0",
         )
         .bind(account.org_id)
         .bind(account.id)
@@ -553,6 +553,13 @@ impl Processor<'_> {
         .bind(at)
         .fetch_one(&mut *self.tx)
         .await?;
+        // A new conversation starts with the bot when the organization has one enabled.
+        if created && bot::conversation_starts_with_bot(&mut self.tx, account.org_id).await? {
+            sqlx::query("UPDATE conversations SET status = 'BOT_HANDLING' WHERE id = $1")
+                .bind(conversation_id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
 
         // The reacted-to / replied-to message, when we have it.
         let mut content = parsed.content;
@@ -625,8 +632,24 @@ impl Processor<'_> {
                 text,
             )
             .await?;
+            let bot_handles: bool = sqlx::query_scalar(
+                "SELECT status = 'BOT_HANDLING' FROM conversations WHERE id = $1",
+            )
+            .bind(conversation_id)
+            .fetch_one(&mut *self.tx)
+            .await?;
             if let Some(change) = consent {
                 tracing::info!(%contact_id, ?change, "consent changed by keyword");
+            } else if bot_handles {
+                // The bot answers at any hour: no off-hours or maintenance reply.
+                bot::enqueue_reply(
+                    &mut self.tx,
+                    account.org_id,
+                    conversation_id,
+                    message_id,
+                    Utc::now(),
+                )
+                .await?;
             } else {
                 // Maintenance or off-hours: the customer hears so once per period.
                 let replied = cx::auto_reply::after_customer_message(

@@ -1,0 +1,86 @@
+//! A bot config as stored (`bot_configs`): the one the reply flow uses is the organization's
+//! active one. The API key is stored encrypted; [`BotConfig::target`] decrypts it only to call
+//! the provider.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    crypto::SecretBox,
+    llm::{Provider, Target},
+};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BotConfig {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub is_active: bool,
+    pub provider: String,
+    pub model: String,
+    /// Encrypted (`v1:...`).
+    pub api_key: Option<String>,
+    pub base_url: Option<String>,
+    pub system_prompt: String,
+    pub greeting: Option<String>,
+    pub handoff_message: Option<String>,
+    pub temperature: f32,
+    pub debounce_seconds: i32,
+    pub max_turns: i32,
+    pub handoff_keywords: sqlx::types::Json<Vec<String>>,
+    pub embedding_provider: Option<String>,
+    pub embedding_model: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub const COLUMNS: &str = "id, org_id, name, is_active, provider, model, api_key, base_url, system_prompt,
+    greeting, handoff_message, temperature, debounce_seconds, max_turns, handoff_keywords, embedding_provider,
+    embedding_model, created_at, updated_at";
+
+/// The organization's active config.
+pub async fn active(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+) -> Result<Option<BotConfig>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bot_configs WHERE org_id = $1 AND is_active"
+    ))
+    .bind(org_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// What the message the customer hears when the bot hands over, unless the config says.
+pub const DEFAULT_HANDOFF_MESSAGE: &str =
+    "Thanks for your patience. A member of our team will continue this conversation shortly.";
+
+impl BotConfig {
+    /// Where and how to call the model (the key decrypted for this call only).
+    pub fn target(&self, secrets: &SecretBox) -> Result<Target, String> {
+        let provider: Provider = self
+            .provider
+            .parse()
+            .map_err(|_| format!("unknown provider {}", self.provider))?;
+        let api_key = match &self.api_key {
+            Some(stored) => secrets
+                .decrypt(stored)
+                .map_err(|_| "the stored API key cannot be decrypted".to_string())?,
+            None => String::new(),
+        };
+        Ok(Target {
+            provider,
+            api_key,
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+        })
+    }
+
+    pub fn handoff_message(&self) -> &str {
+        self.handoff_message
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or(DEFAULT_HANDOFF_MESSAGE)
+    }
+}

@@ -1,0 +1,544 @@
+//! `bot.reply` (lane `llm`): the bot's answer to a customer's message. Enqueued per inbound
+//! message, debounced by the config's `debounceSeconds`: the job of an older message of a
+//! burst finds a newer one and leaves the answer to it, so a burst gets one answer to all of
+//! it. The model is called outside any transaction; the answer is queued through the shared
+//! outbound function with the idempotency key `bot:<message id>`, so a job that runs twice
+//! sends once, and only while the conversation is still the bot's (an agent's takeover wins).
+//! A handoff (see [`super::handoff`]) replaces the answer whenever the bot should not or
+//! cannot answer. Every run leaves a trace (`bot_traces`).
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{config, handoff, intents, load_settings, usage};
+use crate::{
+    accounts::{raise_alert, Alert},
+    crypto::SecretBox,
+    events::{Event, EventPublisher},
+    jobs::{JobKind, Lane},
+    llm::{ChatMessage, ChatRequest, LlmClient, LlmError, RetryPolicy, Role, ToolCall, ToolSpec},
+    outbound::{self, NewOutbound},
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BotReply {
+    pub conversation_id: Uuid,
+    /// The customer message that triggered it.
+    pub message_id: Uuid,
+}
+
+impl JobKind for BotReply {
+    const KIND: &'static str = "bot.reply";
+    const LANE: Lane = Lane::Llm;
+    const MAX_ATTEMPTS: i32 = 5;
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// The answer was queued (its message id).
+    Answered(Uuid),
+    /// Handed to people, for this reason.
+    HandedOff(String),
+    /// Nothing to do, and why.
+    Skipped(&'static str),
+}
+
+/// What the reply needs besides the database.
+pub struct ReplyDeps<'a> {
+    pub pool: &'a PgPool,
+    pub llm: &'a LlmClient,
+    pub secrets: &'a SecretBox,
+    pub events: &'a EventPublisher,
+}
+
+/// Messages of context sent to the model. Ordered by `seq` (the order they were stored):
+/// inbound `created_at` is Meta's whole-second timestamp, which cannot order a burst.
+const HISTORY: i64 = 20;
+
+/// Said by customers who want a person, in the languages the defaults cover.
+const DEFAULT_HANDOFF_WORDS: [&str; 8] = [
+    "human",
+    "agent",
+    "person",
+    "operator",
+    "humano",
+    "agente",
+    "persona",
+    "atendente",
+];
+
+const HANDOFF_TOOL: &str = "handoff_to_human";
+
+fn handoff_tool() -> ToolSpec {
+    ToolSpec {
+        name: HANDOFF_TOOL.into(),
+        description: "Hand the conversation to a human agent when the customer asks for a person or you cannot help."
+            .into(),
+        parameters: json!({"type": "object",
+                           "properties": {"reason": {"type": "string", "description": "why a person should take over"}},
+                           "required": ["reason"]}),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Conversation {
+    org_id: Uuid,
+    status: String,
+    bot_turns: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct Line {
+    direction: String,
+    body: Option<String>,
+}
+
+/// Whether the customer's words ask for a person (a configured keyword, else the defaults).
+pub fn asks_for_person(text: &str, keywords: &[String]) -> bool {
+    let configured: Vec<&str> = keywords
+        .iter()
+        .map(|k| k.as_str())
+        .filter(|k| !k.trim().is_empty())
+        .collect();
+    let words: &[&str] = if configured.is_empty() {
+        &DEFAULT_HANDOFF_WORDS
+    } else {
+        &configured
+    };
+    words.iter().any(|k| intents::mentions(text, k))
+}
+
+pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutcome> {
+    let started = Instant::now();
+    let mut conn = d.pool.acquire().await?;
+    let Some(c) = sqlx::query_as::<_, Conversation>(
+        "SELECT org_id, status, bot_turns FROM conversations WHERE id = $1",
+    )
+    .bind(job.conversation_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(ReplyOutcome::Skipped("the conversation no longer exists"));
+    };
+    if c.status != "BOT_HANDLING" {
+        return Ok(ReplyOutcome::Skipped(
+            "the conversation is no longer the bot's",
+        ));
+    }
+    let newer: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM messages n, messages m
+                         WHERE m.id = $2 AND n.conversation_id = $1 AND n.direction = 'INBOUND'
+                           AND n.seq > m.seq)",
+    )
+    .bind(job.conversation_id)
+    .bind(job.message_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if newer {
+        return Ok(ReplyOutcome::Skipped("a newer message gets the answer"));
+    }
+    if already_answered(&mut conn, c.org_id, job.message_id).await? {
+        return Ok(ReplyOutcome::Skipped("already answered"));
+    }
+    let Some(cfg) = config::active(&mut conn, c.org_id).await? else {
+        return hand_off(d, &c, job, None, "no active bot config", started).await;
+    };
+    let settings = load_settings(&mut conn, c.org_id).await?;
+    if usage::over_monthly_limit(
+        &mut conn,
+        c.org_id,
+        settings.monthly_token_limit,
+        Utc::now(),
+    )
+    .await?
+    {
+        raise_alert(
+            &mut *conn,
+            Alert {
+                org_id: c.org_id,
+                account_id: None,
+                kind: "llm_monthly_limit",
+                severity: "WARNING",
+                title: "The bot reached its monthly limit",
+                message: "The bot used this month's tokens; conversations go to your team until next month or a higher limit.",
+                details: json!({"limit": settings.monthly_token_limit}),
+            },
+        )
+        .await?;
+        return hand_off(
+            d,
+            &c,
+            job,
+            Some(&cfg),
+            "monthly token limit reached",
+            started,
+        )
+        .await;
+    }
+    let history: Vec<Line> = sqlx::query_as(
+        "SELECT direction, content->>'body' AS body FROM (
+             SELECT direction, content, seq FROM messages WHERE conversation_id = $1
+              ORDER BY seq DESC LIMIT $2) h
+          ORDER BY seq",
+    )
+    .bind(job.conversation_id)
+    .bind(HISTORY)
+    .fetch_all(&mut *conn)
+    .await?;
+    let unanswered: Vec<&str> = history
+        .iter()
+        .rev()
+        .take_while(|l| l.direction == "INBOUND")
+        .filter_map(|l| l.body.as_deref())
+        .collect();
+    if unanswered
+        .iter()
+        .any(|t| asks_for_person(t, &cfg.handoff_keywords.0))
+    {
+        return hand_off(
+            d,
+            &c,
+            job,
+            Some(&cfg),
+            "the customer asked for a person",
+            started,
+        )
+        .await;
+    }
+    if let Some(intent) = intents::matching(&mut conn, cfg.id, &unanswered).await? {
+        match intent.action.as_str() {
+            "ANSWER" => {
+                let text = intent.response.clone().unwrap_or_default();
+                if !text.trim().is_empty() {
+                    let detail = json!({"intent": intent.name});
+                    return queue_answer(d, &c, job, &cfg, &text, detail, started).await;
+                }
+            }
+            "HANDOFF" => {
+                let reason = format!("intent \"{}\"", intent.name);
+                return hand_off_to(d, &c, job, Some(&cfg), &reason, intent.team_id, started).await;
+            }
+            _ => {
+                if let Some(tag) = intent.tag_id {
+                    sqlx::query(
+                        "INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(job.conversation_id)
+                    .bind(tag)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+        }
+    }
+    if cfg.max_turns > 0 && c.bot_turns >= cfg.max_turns {
+        return hand_off(
+            d,
+            &c,
+            job,
+            Some(&cfg),
+            "the bot reached its turn limit",
+            started,
+        )
+        .await;
+    }
+    let target = match cfg.target(d.secrets) {
+        Ok(t) => t,
+        Err(e) => return hand_off(d, &c, job, Some(&cfg), &e, started).await,
+    };
+    let request = ChatRequest {
+        system: Some(cfg.system_prompt.clone()).filter(|s| !s.trim().is_empty()),
+        messages: history
+            .iter()
+            .filter_map(|l| {
+                let role = if l.direction == "INBOUND" {
+                    Role::User
+                } else {
+                    Role::Assistant
+                };
+                Some(ChatMessage {
+                    role,
+                    content: l.body.clone()?,
+                    tool_calls: Vec::new(),
+                    tool_call_id: None,
+                })
+            })
+            .collect(),
+        temperature: Some(cfg.temperature),
+        max_tokens: 512,
+        tools: vec![handoff_tool()],
+    };
+    drop(conn);
+    let answer = d
+        .llm
+        .chat(c.org_id, &target, &request, &RetryPolicy::default())
+        .await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => return provider_failed(d, &c, job, &cfg, e, started).await,
+    };
+    let mut tx = d.pool.begin().await?;
+    usage::record(
+        &mut tx,
+        usage::Call {
+            org_id: c.org_id,
+            bot_config_id: Some(cfg.id),
+            conversation_id: Some(job.conversation_id),
+            purpose: "reply",
+            provider: target.provider,
+            model: &answer.model,
+            usage: &answer.usage,
+            latency: answer.latency,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let call_detail = json!({"provider": target.provider.as_str(), "model": answer.model,
+        "inputTokens": answer.usage.input_tokens, "outputTokens": answer.usage.output_tokens,
+        "providerLatencyMs": answer.latency.as_millis() as u64, "contextMessages": request.messages.len(),
+        "retrieval": [], "toolCalls": tool_calls_json(&answer.tool_calls)});
+    if let Some(call) = answer.tool_calls.iter().find(|t| t.name == HANDOFF_TOOL) {
+        let reason = call.arguments["reason"]
+            .as_str()
+            .unwrap_or("the bot asked for a person")
+            .to_string();
+        return hand_off(d, &c, job, Some(&cfg), &reason, started).await;
+    }
+    if answer.text.trim().is_empty() {
+        return hand_off(d, &c, job, Some(&cfg), "the model gave no answer", started).await;
+    }
+    queue_answer(d, &c, job, &cfg, &answer.text, call_detail, started).await
+}
+
+fn tool_calls_json(calls: &[ToolCall]) -> Value {
+    Value::Array(
+        calls
+            .iter()
+            .map(|t| json!({"name": t.name, "arguments": t.arguments}))
+            .collect(),
+    )
+}
+
+fn idempotency_key(message_id: Uuid) -> String {
+    format!("bot:{message_id}")
+}
+
+async fn already_answered(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    message_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND idempotency_key = $2)",
+    )
+    .bind(org_id)
+    .bind(idempotency_key(message_id))
+    .fetch_one(conn)
+    .await
+}
+
+/// Queues the answer if the conversation is still the bot's, counts the turn, keeps a trace.
+async fn queue_answer(
+    d: &ReplyDeps<'_>,
+    c: &Conversation,
+    job: &BotReply,
+    cfg: &config::BotConfig,
+    text: &str,
+    detail: Value,
+    started: Instant,
+) -> anyhow::Result<ReplyOutcome> {
+    let mut tx = d.pool.begin().await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1 FOR UPDATE")
+            .bind(job.conversation_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if status.as_deref() != Some("BOT_HANDLING") {
+        trace(
+            &mut tx,
+            c,
+            job,
+            Some(cfg),
+            "skipped",
+            json!({"reason": "taken over during the reply", "call": detail}),
+            started,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(ReplyOutcome::Skipped("taken over during the reply"));
+    }
+    let Some(target) = outbound::load_target(&mut tx, c.org_id, job.conversation_id).await? else {
+        return Ok(ReplyOutcome::Skipped("the conversation no longer exists"));
+    };
+    let mut m = NewOutbound::text(c.org_id, target, text);
+    m.idempotency = Some((idempotency_key(job.message_id), "bot".into()));
+    let id = outbound::queue_outbound(&mut tx, m).await?;
+    sqlx::query("UPDATE conversations SET bot_turns = bot_turns + 1 WHERE id = $1")
+        .bind(job.conversation_id)
+        .execute(&mut *tx)
+        .await?;
+    trace(
+        &mut tx,
+        c,
+        job,
+        Some(cfg),
+        "answered",
+        json!({"messageId": id, "call": detail}),
+        started,
+    )
+    .await?;
+    tx.commit().await?;
+    d.events
+        .publish_one(Event::message_created(
+            c.org_id,
+            job.conversation_id,
+            id,
+            "OUTBOUND",
+        ))
+        .await;
+    Ok(ReplyOutcome::Answered(id))
+}
+
+/// The provider failed after its retries. A refused key is the organization's to fix: it gets
+/// an alert. Either way the customer goes to a person rather than waiting on a broken bot.
+async fn provider_failed(
+    d: &ReplyDeps<'_>,
+    c: &Conversation,
+    job: &BotReply,
+    cfg: &config::BotConfig,
+    e: LlmError,
+    started: Instant,
+) -> anyhow::Result<ReplyOutcome> {
+    tracing::warn!(conversation_id = %job.conversation_id, kind = e.kind(), "bot reply failed at the provider");
+    if matches!(e, LlmError::InvalidKey(_)) {
+        let mut conn = d.pool.acquire().await?;
+        raise_alert(
+            &mut *conn,
+            Alert {
+                org_id: c.org_id,
+                account_id: None,
+                kind: "llm_key_invalid",
+                severity: "CRITICAL",
+                title: "The AI provider refused the bot's API key",
+                message: "Update the API key of the active bot config; until then conversations go to your team.",
+                details: json!({"provider": cfg.provider, "botConfigId": cfg.id, "error": e.to_string()}),
+            },
+        )
+        .await?;
+    }
+    let reason = format!("the AI provider failed ({})", e.kind());
+    hand_off(d, c, job, Some(cfg), &reason, started).await
+}
+
+async fn hand_off(
+    d: &ReplyDeps<'_>,
+    c: &Conversation,
+    job: &BotReply,
+    cfg: Option<&config::BotConfig>,
+    reason: &str,
+    started: Instant,
+) -> anyhow::Result<ReplyOutcome> {
+    hand_off_to(d, c, job, cfg, reason, None, started).await
+}
+
+/// Hands over to `team` (`None`: the routing rules choose).
+async fn hand_off_to(
+    d: &ReplyDeps<'_>,
+    c: &Conversation,
+    job: &BotReply,
+    cfg: Option<&config::BotConfig>,
+    reason: &str,
+    team: Option<Uuid>,
+    started: Instant,
+) -> anyhow::Result<ReplyOutcome> {
+    let message = cfg.map_or(config::DEFAULT_HANDOFF_MESSAGE, |c| c.handoff_message());
+    let summary = format!("Handed over by the bot: {reason}.");
+    let mut tx = d.pool.begin().await?;
+    let handover = handoff::Handover {
+        reason,
+        summary: &summary,
+        message,
+        team,
+    };
+    let done = handoff::hand_off(
+        &mut tx,
+        c.org_id,
+        job.conversation_id,
+        &handover,
+        Utc::now(),
+    )
+    .await?;
+    let outcome = if done.is_some() { "handoff" } else { "skipped" };
+    trace(
+        &mut tx,
+        c,
+        job,
+        cfg,
+        outcome,
+        json!({"reason": reason}),
+        started,
+    )
+    .await?;
+    tx.commit().await?;
+    let Some(routed) = done else {
+        return Ok(ReplyOutcome::Skipped("taken over before the handoff"));
+    };
+    let (team, agent) = routed.map_or((None, None), |r| (Some(r.team_id), r.assigned_to));
+    d.events
+        .publish_one(Event::conversation_assigned(
+            c.org_id,
+            job.conversation_id,
+            team,
+            agent,
+        ))
+        .await;
+    Ok(ReplyOutcome::HandedOff(reason.to_string()))
+}
+
+async fn trace(
+    conn: &mut PgConnection,
+    c: &Conversation,
+    job: &BotReply,
+    cfg: Option<&config::BotConfig>,
+    outcome: &str,
+    mut detail: Value,
+    started: Instant,
+) -> Result<(), sqlx::Error> {
+    detail["messageId"] = json!(job.message_id);
+    let elapsed: Duration = started.elapsed();
+    sqlx::query(
+        "INSERT INTO bot_traces (org_id, conversation_id, bot_config_id, outcome, detail, latency_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(c.org_id)
+    .bind(job.conversation_id)
+    .bind(cfg.map(|c| c.id))
+    .bind(outcome)
+    .bind(detail)
+    .bind(elapsed.as_millis().min(i32::MAX as u128) as i32)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asking_for_a_person_is_read_as_whole_words() {
+        assert!(asks_for_person("Can I talk to a HUMAN please?", &[]));
+        assert!(asks_for_person("quiero hablar con un agente", &[]));
+        assert!(!asks_for_person("my agenda is full", &[]));
+        let custom = vec!["supervisor".to_string(), "call me".to_string()];
+        assert!(asks_for_person("get me a supervisor", &custom));
+        assert!(asks_for_person("please call me back", &custom));
+        assert!(!asks_for_person("a human please", &custom));
+    }
+}
