@@ -36,6 +36,9 @@ pub const MAX_WEBHOOK_BYTES: usize = 3 * 1024 * 1024;
 pub const MAX_UPLOAD_BYTES: usize = 100 * 1024 * 1024 + 64 * 1024;
 /// A campaign's audience as JSON or CSV (100,000 recipients with variables fit easily).
 pub const MAX_CAMPAIGN_BODY_BYTES: usize = 50 * 1024 * 1024;
+/// A bot config import: a 10 MB file (`wharf_shared::bot::portable::archive::MAX_IMPORT_BYTES`)
+/// plus room for the multipart framing and the `activate` field.
+pub const MAX_BOT_IMPORT_BODY_BYTES: usize = 10 * 1024 * 1024 + 64 * 1024;
 
 /// The most a request body to `path` may hold.
 pub fn body_limit(path: &str) -> usize {
@@ -48,6 +51,8 @@ pub fn body_limit(path: &str) -> usize {
         MAX_UPLOAD_BYTES
     } else if path == "/api/v1/campaigns" {
         MAX_CAMPAIGN_BODY_BYTES
+    } else if path == "/api/v1/bot-config/import" {
+        MAX_BOT_IMPORT_BODY_BYTES
     } else {
         MAX_JSON_BODY_BYTES
     }

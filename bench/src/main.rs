@@ -17,10 +17,10 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(about = "Wharf benchmark suite (see bench/README.md)")]
 struct Args {
-    /// Scenarios to run: queue, fanout, rate, api, webhooks, routing (comma-separated).
+    /// Scenarios to run: queue, fanout, rate, api, webhooks, routing, bot (comma-separated).
     #[arg(
         long,
-        default_value = "queue,fanout,rate,api,webhooks,routing",
+        default_value = "queue,fanout,rate,api,webhooks,routing,bot",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -51,6 +51,9 @@ struct Args {
     routing_rate: u32,
     #[arg(long, default_value_t = 20)]
     routing_secs: u64,
+    /// Conversations of the bot scenario (one customer message each).
+    #[arg(long, default_value_t = 1000)]
+    bot_conversations: usize,
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -153,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
             "routing" => {
                 scenarios::routing::run(args.runs, args.routing_rate, args.routing_secs).await
             }
+            "bot" => scenarios::bot::run(args.runs, args.bot_conversations).await,
             other => anyhow::bail!("unknown scenario {other:?}"),
         };
         match result {

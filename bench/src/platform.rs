@@ -140,6 +140,7 @@ impl Platform {
                 ("META_APP_SECRET", APP_SECRET.into()),
                 ("REDIS_PREFIX", redis_prefix.clone()),
                 ("ACCESS_TOKEN_TTL_SECS", "7200".into()),
+                ("LLM_OPENAI_URL", sim_url.clone()),
             ],
         )?;
         let http = reqwest::Client::builder()
@@ -198,6 +199,11 @@ impl Platform {
                     ("META_APP_SECRET", APP_SECRET.to_string()),
                     ("REDIS_PREFIX", self.redis_prefix.clone()),
                     ("WORKER_REPLICAS", n.to_string()),
+                    // The model is the simulator; the organization's LLM budget is lifted so
+                    // a scenario measures the platform, not the budget.
+                    ("LLM_OPENAI_URL", self.sim_url.clone()),
+                    ("LLM_REQUESTS_PER_MINUTE", "1000000".to_string()),
+                    ("LLM_TOKENS_PER_MINUTE", "1000000000".to_string()),
                 ]);
                 Proc::spawn(&format!("{tag}-worker{i}"), "worker", &env)
             })

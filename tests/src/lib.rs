@@ -259,3 +259,45 @@ impl Drop for TestApp {
         self.shutdown.cancel();
     }
 }
+
+/// Multipart uploads and raw downloads, for routes that take or answer files.
+impl TestApp {
+    /// Posts `form` as `multipart/form-data` with the bearer `token`.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        token: &str,
+        form: reqwest::multipart::Form,
+    ) -> Resp {
+        let res = self
+            .client
+            .post(format!("{}{}", self.base_url, path))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request reaches the test server");
+        Self::read(res).await
+    }
+
+    /// GETs `path` and returns the status, headers and the body's bytes as they came.
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let res = self
+            .client
+            .get(format!("{}{}", self.base_url, path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request reaches the test server");
+        let (status, headers) = (res.status(), res.headers().clone());
+        (
+            status,
+            headers,
+            res.bytes().await.unwrap_or_default().to_vec(),
+        )
+    }
+}

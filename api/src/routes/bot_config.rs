@@ -16,7 +16,10 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wharf_shared::{
-    bot::config::{BotConfig, COLUMNS},
+    bot::{
+        config::{BotConfig, COLUMNS},
+        portable::presets,
+    },
     llm::Provider,
     secret::mask,
 };
@@ -75,7 +78,7 @@ pub struct BotConfigOut {
 }
 
 impl BotConfigOut {
-    fn of(c: BotConfig, state: &AppState) -> Self {
+    pub(crate) fn of(c: BotConfig, state: &AppState) -> Self {
         let api_key = c
             .api_key
             .as_deref()
@@ -128,9 +131,12 @@ pub struct BotConfigRequest {
     pub handoff_keywords: Option<Vec<String>>,
     pub embedding_provider: Option<String>,
     pub embedding_model: Option<String>,
+    /// A saved preset (`/bot-config/presets`) whose provider, model, key, base URL and
+    /// temperature fill the fields this request leaves out.
+    pub preset_id: Option<Uuid>,
 }
 
-fn check_url(v: &mut Violations, field: &str, url: &str) {
+pub(crate) fn check_url(v: &mut Violations, field: &str, url: &str) {
     let ok = url
         .trim()
         .parse::<axum::http::Uri>()
@@ -243,10 +249,29 @@ async fn apply(
     req: &BotConfigRequest,
 ) -> ApiResult<BotConfig> {
     let before = fetch(conn, org_id, id).await?;
+    let with_preset;
+    let (req, preset_key) = match req.preset_id {
+        Some(preset_id) => {
+            let p = presets::fetch(conn, org_id, preset_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Preset"))?;
+            with_preset = BotConfigRequest {
+                provider: req.provider.clone().or(Some(p.provider)),
+                model: req.model.clone().or(Some(p.model)),
+                base_url: req.base_url.clone().or(p.base_url),
+                temperature: req.temperature.or(p.temperature),
+                ..req.clone()
+            };
+            // Stored encrypted with the same key: copied as it is.
+            (&with_preset, p.api_key)
+        }
+        None => (req, None),
+    };
     let key = req
         .api_key
         .as_deref()
-        .map(|k| state.secrets.encrypt(k.trim()));
+        .map(|k| state.secrets.encrypt(k.trim()))
+        .or(preset_key);
     let trim = |s: &Option<String>| s.as_deref().map(|t| t.trim().to_string());
     let updated: BotConfig = sqlx::query_as(&format!(
         "UPDATE bot_configs SET
@@ -350,7 +375,7 @@ async fn get_active(
 
 /// Create a draft config (admin).
 #[utoipa::path(post, path = "/bot-config", tag = "bot-config", request_body = BotConfigRequest,
-    responses((status = 201, body = Data<BotConfigOut>), (status = 422)))]
+    responses((status = 201, body = Data<BotConfigOut>), (status = 404, description = "Unknown preset"), (status = 422)))]
 async fn create_draft(
     State(state): State<AppState>,
     auth: Auth,
@@ -369,7 +394,7 @@ async fn create_draft(
 
 /// Create or update the active config (admin): the first call creates it, active.
 #[utoipa::path(put, path = "/bot-config", tag = "bot-config", request_body = BotConfigRequest,
-    responses((status = 200, body = Data<BotConfigOut>), (status = 422)))]
+    responses((status = 200, body = Data<BotConfigOut>), (status = 404, description = "Unknown preset"), (status = 422)))]
 async fn upsert_active(
     State(state): State<AppState>,
     auth: Auth,

@@ -7,13 +7,18 @@ pub mod admin_orgs;
 pub mod api_keys;
 pub mod auth;
 pub mod bot_config;
+pub mod bot_feedback;
 pub mod bot_intents;
+pub mod bot_metrics;
+pub mod bot_portability;
+pub mod bot_presets;
 pub mod bot_settings;
 pub mod bot_tools;
 pub mod campaigns;
 pub mod consent_settings;
 pub mod contacts;
 pub mod conversation_actions;
+pub mod conversation_ai;
 pub mod conversations;
 pub mod cx_settings;
 pub mod docs;
@@ -219,10 +224,15 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(teams::router())
         .merge(routing_rules::router())
         .merge(routing_runs::router())
+        .merge(conversation_ai::router())
         .merge(bot_config::router())
         .merge(bot_intents::router())
         .merge(bot_tools::router())
         .merge(bot_settings::router())
+        .merge(bot_presets::router())
+        .merge(bot_portability::router())
+        .merge(bot_metrics::router())
+        .merge(bot_feedback::router())
         .merge(tags::router())
         .merge(quick_replies::router())
 }

@@ -186,10 +186,17 @@ async fn check_conflicts(
 #[serde(rename_all = "camelCase")]
 pub struct RunOut {
     pub id: Uuid,
+    /// ROUTING (`run-now`) or RECLASSIFY (`POST /conversations/re-classify`).
+    pub kind: String,
     /// PENDING, RUNNING, COMPLETED or FAILED.
     pub status: String,
-    /// Open unassigned conversations looked at so far.
+    /// Conversations looked at so far (ROUTING: open unassigned ones; RECLASSIFY: every one
+    /// not closed and not in an agent's hands).
     pub checked: i32,
+    /// RECLASSIFY: conversations whose category the bot changed.
+    pub classified: i32,
+    /// RECLASSIFY: conversations the model could not classify (provider failures).
+    pub failed: i32,
     /// Those whose team changed.
     pub rerouted: i32,
     /// Those given to an agent.
@@ -202,7 +209,8 @@ pub struct RunOut {
 }
 
 const RUN_COLUMNS: &str =
-    "id, status, checked, rerouted, assigned, error, requested_by, created_at, started_at, finished_at";
+    "id, kind, status, checked, classified, failed, rerouted, assigned, error, requested_by, created_at,
+     started_at, finished_at";
 
 /// Run the routing rules on every open, unassigned conversation (admin). Answers 202 with the
 /// run; follow it at `GET /routing-rules/runs/{id}`.
@@ -222,7 +230,7 @@ async fn run_now(
     ))
 }
 
-async fn fetch_run(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<RunOut> {
+pub(crate) async fn fetch_run(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<RunOut> {
     sqlx::query_as(&format!(
         "SELECT {RUN_COLUMNS} FROM routing_runs WHERE id = $1 AND org_id = $2"
     ))

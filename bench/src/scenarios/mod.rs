@@ -1,6 +1,7 @@
 //! One module per scenario of issue 7; each returns table rows (medians over its runs).
 
 pub mod api_latency;
+pub mod bot;
 pub mod fanout;
 pub mod queue;
 pub mod rate;

@@ -4,10 +4,15 @@
 //! enqueues a debounced `bot.reply` job ([`reply`]), which answers through the shared outbound
 //! function or hands the conversation to a person ([`handoff`]).
 
+pub mod assist;
 pub mod config;
 pub mod handoff;
 pub mod intents;
+pub mod metrics;
+pub mod portable;
+pub mod reclassify;
 pub mod reply;
+pub mod sandbox;
 pub mod usage;
 
 use chrono::{DateTime, Utc};

@@ -21,7 +21,10 @@ use crate::{
     crypto::SecretBox,
     events::{Event, EventPublisher},
     jobs::{JobKind, Lane},
-    llm::{ChatMessage, ChatRequest, LlmClient, LlmError, RetryPolicy, Role, ToolCall, ToolSpec},
+    llm::{
+        ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, RetryPolicy, Role, ToolCall,
+        ToolSpec,
+    },
     outbound::{self, NewOutbound},
 };
 
@@ -59,7 +62,7 @@ pub struct ReplyDeps<'a> {
 
 /// Messages of context sent to the model. Ordered by `seq` (the order they were stored):
 /// inbound `created_at` is Meta's whole-second timestamp, which cannot order a burst.
-const HISTORY: i64 = 20;
+pub const HISTORY: i64 = 20;
 
 /// Said by customers who want a person, in the languages the defaults cover.
 const DEFAULT_HANDOFF_WORDS: [&str; 8] = [
@@ -112,6 +115,127 @@ pub fn asks_for_person(text: &str, keywords: &[String]) -> bool {
         &configured
     };
     words.iter().any(|k| intents::mentions(text, k))
+}
+
+/// What the pipeline does with the customer's unanswered words before any model call (the
+/// same for a real reply and the admin's sandbox, which must behave alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// A TAG intent matched: the conversation gets this tag, whatever the step.
+    pub tag: Option<Uuid>,
+    /// The name of the intent that matched, if any.
+    pub intent: Option<String>,
+    pub step: Step,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Hand over, for this reason, to `team` (`None`: the routing rules choose).
+    HandOff { reason: String, team: Option<Uuid> },
+    /// Answer with this fixed text (an ANSWER intent), without the model.
+    Answer(String),
+    /// Ask the model.
+    AskModel,
+}
+
+/// Decides, in order: the customer asked for a person; the first matching intent (`intent`,
+/// found by [`intents::matching`]) answers, hands over or tags; the bot reached its turn limit
+/// (`bot_turns` answers so far); else the model is asked.
+pub fn decide(
+    cfg: &config::BotConfig,
+    unanswered: &[&str],
+    bot_turns: i32,
+    intent: Option<&intents::Intent>,
+) -> Decision {
+    let mut decision = Decision {
+        tag: None,
+        intent: None,
+        step: Step::AskModel,
+    };
+    if unanswered
+        .iter()
+        .any(|t| asks_for_person(t, &cfg.handoff_keywords.0))
+    {
+        decision.step = Step::HandOff {
+            reason: "the customer asked for a person".into(),
+            team: None,
+        };
+        return decision;
+    }
+    if let Some(intent) = intent {
+        decision.intent = Some(intent.name.clone());
+        match intent.action.as_str() {
+            "ANSWER" => {
+                let text = intent.response.clone().unwrap_or_default();
+                if !text.trim().is_empty() {
+                    decision.step = Step::Answer(text);
+                    return decision;
+                }
+            }
+            "HANDOFF" => {
+                decision.step = Step::HandOff {
+                    reason: format!("intent \"{}\"", intent.name),
+                    team: intent.team_id,
+                };
+                return decision;
+            }
+            _ => decision.tag = intent.tag_id,
+        }
+    }
+    if cfg.max_turns > 0 && bot_turns >= cfg.max_turns {
+        decision.step = Step::HandOff {
+            reason: "the bot reached its turn limit".into(),
+            team: None,
+        };
+    }
+    decision
+}
+
+/// The model request: the config's system prompt and temperature, `turns` (oldest first) and
+/// the handoff tool.
+pub fn build_request(cfg: &config::BotConfig, turns: Vec<(Role, String)>) -> ChatRequest {
+    ChatRequest {
+        system: Some(cfg.system_prompt.clone()).filter(|s| !s.trim().is_empty()),
+        messages: turns
+            .into_iter()
+            .map(|(role, content)| ChatMessage {
+                role,
+                content,
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            })
+            .collect(),
+        temperature: Some(cfg.temperature),
+        max_tokens: 512,
+        tools: vec![handoff_tool()],
+    }
+}
+
+/// What the model's answer means for the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelAnswer<'a> {
+    Text(&'a str),
+    /// It called the handoff tool, or said nothing: hand over for this reason.
+    HandOff(String),
+}
+
+pub fn read_answer(answer: &ChatResponse) -> ModelAnswer<'_> {
+    if let Some(call) = answer.tool_calls.iter().find(|t| t.name == HANDOFF_TOOL) {
+        let reason = call.arguments["reason"]
+            .as_str()
+            .unwrap_or("the bot asked for a person")
+            .to_string();
+        return ModelAnswer::HandOff(reason);
+    }
+    if answer.text.trim().is_empty() {
+        return ModelAnswer::HandOff("the model gave no answer".into());
+    }
+    ModelAnswer::Text(&answer.text)
+}
+
+/// The handoff reason when the provider failed after its retries.
+pub fn provider_failure_reason(e: &LlmError) -> String {
+    format!("the AI provider failed ({})", e.kind())
 }
 
 pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutcome> {
@@ -197,83 +321,43 @@ pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutco
         .take_while(|l| l.direction == "INBOUND")
         .filter_map(|l| l.body.as_deref())
         .collect();
-    if unanswered
-        .iter()
-        .any(|t| asks_for_person(t, &cfg.handoff_keywords.0))
-    {
-        return hand_off(
-            d,
-            &c,
-            job,
-            Some(&cfg),
-            "the customer asked for a person",
-            started,
+    let intent = intents::matching(&mut conn, cfg.id, &unanswered).await?;
+    let decision = decide(&cfg, &unanswered, c.bot_turns, intent.as_ref());
+    if let Some(tag) = decision.tag {
+        sqlx::query(
+            "INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
-        .await;
+        .bind(job.conversation_id)
+        .bind(tag)
+        .execute(&mut *conn)
+        .await?;
     }
-    if let Some(intent) = intents::matching(&mut conn, cfg.id, &unanswered).await? {
-        match intent.action.as_str() {
-            "ANSWER" => {
-                let text = intent.response.clone().unwrap_or_default();
-                if !text.trim().is_empty() {
-                    let detail = json!({"intent": intent.name});
-                    return queue_answer(d, &c, job, &cfg, &text, detail, started).await;
-                }
-            }
-            "HANDOFF" => {
-                let reason = format!("intent \"{}\"", intent.name);
-                return hand_off_to(d, &c, job, Some(&cfg), &reason, intent.team_id, started).await;
-            }
-            _ => {
-                if let Some(tag) = intent.tag_id {
-                    sqlx::query(
-                        "INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(job.conversation_id)
-                    .bind(tag)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-            }
+    match decision.step {
+        Step::HandOff { reason, team } => {
+            return hand_off_to(d, &c, job, Some(&cfg), &reason, team, started).await;
         }
-    }
-    if cfg.max_turns > 0 && c.bot_turns >= cfg.max_turns {
-        return hand_off(
-            d,
-            &c,
-            job,
-            Some(&cfg),
-            "the bot reached its turn limit",
-            started,
-        )
-        .await;
+        Step::Answer(text) => {
+            let detail = json!({"intent": decision.intent});
+            return queue_answer(d, &c, job, &cfg, &text, detail, started).await;
+        }
+        Step::AskModel => {}
     }
     let target = match cfg.target(d.secrets) {
         Ok(t) => t,
         Err(e) => return hand_off(d, &c, job, Some(&cfg), &e, started).await,
     };
-    let request = ChatRequest {
-        system: Some(cfg.system_prompt.clone()).filter(|s| !s.trim().is_empty()),
-        messages: history
-            .iter()
-            .filter_map(|l| {
-                let role = if l.direction == "INBOUND" {
-                    Role::User
-                } else {
-                    Role::Assistant
-                };
-                Some(ChatMessage {
-                    role,
-                    content: l.body.clone()?,
-                    tool_calls: Vec::new(),
-                    tool_call_id: None,
-                })
-            })
-            .collect(),
-        temperature: Some(cfg.temperature),
-        max_tokens: 512,
-        tools: vec![handoff_tool()],
-    };
+    let turns: Vec<(Role, String)> = history
+        .iter()
+        .filter_map(|l| {
+            let role = if l.direction == "INBOUND" {
+                Role::User
+            } else {
+                Role::Assistant
+            };
+            Some((role, l.body.clone()?))
+        })
+        .collect();
+    let request = build_request(&cfg, turns);
     drop(conn);
     let answer = d
         .llm
@@ -303,17 +387,10 @@ pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutco
         "inputTokens": answer.usage.input_tokens, "outputTokens": answer.usage.output_tokens,
         "providerLatencyMs": answer.latency.as_millis() as u64, "contextMessages": request.messages.len(),
         "retrieval": [], "toolCalls": tool_calls_json(&answer.tool_calls)});
-    if let Some(call) = answer.tool_calls.iter().find(|t| t.name == HANDOFF_TOOL) {
-        let reason = call.arguments["reason"]
-            .as_str()
-            .unwrap_or("the bot asked for a person")
-            .to_string();
-        return hand_off(d, &c, job, Some(&cfg), &reason, started).await;
+    match read_answer(&answer) {
+        ModelAnswer::HandOff(reason) => hand_off(d, &c, job, Some(&cfg), &reason, started).await,
+        ModelAnswer::Text(text) => queue_answer(d, &c, job, &cfg, text, call_detail, started).await,
     }
-    if answer.text.trim().is_empty() {
-        return hand_off(d, &c, job, Some(&cfg), "the model gave no answer", started).await;
-    }
-    queue_answer(d, &c, job, &cfg, &answer.text, call_detail, started).await
 }
 
 fn tool_calls_json(calls: &[ToolCall]) -> Value {
@@ -432,7 +509,7 @@ async fn provider_failed(
         )
         .await?;
     }
-    let reason = format!("the AI provider failed ({})", e.kind());
+    let reason = provider_failure_reason(&e);
     hand_off(d, c, job, Some(cfg), &reason, started).await
 }
 
@@ -530,6 +607,82 @@ async fn trace(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(max_turns: i32) -> config::BotConfig {
+        config::BotConfig {
+            id: Uuid::nil(),
+            org_id: Uuid::nil(),
+            name: "Bot".into(),
+            is_active: true,
+            provider: "OPENAI".into(),
+            model: "gpt-4o-mini".into(),
+            api_key: None,
+            base_url: None,
+            system_prompt: "  ".into(),
+            greeting: None,
+            handoff_message: None,
+            temperature: 0.3,
+            debounce_seconds: 0,
+            max_turns,
+            handoff_keywords: sqlx::types::Json(Vec::new()),
+            embedding_provider: None,
+            embedding_model: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn intent(action: &str, response: Option<&str>) -> intents::Intent {
+        intents::Intent {
+            id: Uuid::nil(),
+            name: "prices".into(),
+            keywords: sqlx::types::Json(vec!["price".into()]),
+            action: action.into(),
+            response: response.map(str::to_string),
+            team_id: None,
+            tag_id: Some(Uuid::max()),
+        }
+    }
+
+    #[test]
+    fn the_decision_comes_before_the_model_in_the_flow_order() {
+        let cfg = config(2);
+        let person = decide(
+            &cfg,
+            &["a human please"],
+            0,
+            Some(&intent("ANSWER", Some("x"))),
+        );
+        assert!(
+            matches!(person.step, Step::HandOff { ref reason, team: None } if reason == "the customer asked for a person")
+        );
+        assert_eq!(person.intent, None);
+        let answer = decide(
+            &cfg,
+            &["price?"],
+            5,
+            Some(&intent("ANSWER", Some("10 EUR"))),
+        );
+        assert_eq!(answer.step, Step::Answer("10 EUR".into()));
+        // An ANSWER intent without text falls through to the turn limit, then the model.
+        let empty = decide(&cfg, &["price?"], 2, Some(&intent("ANSWER", Some(" "))));
+        assert!(
+            matches!(empty.step, Step::HandOff { ref reason, .. } if reason == "the bot reached its turn limit")
+        );
+        assert_eq!(empty.tag, None);
+        // A TAG intent tags even when the turn limit then hands over.
+        let tagged = decide(&cfg, &["price?"], 2, Some(&intent("TAG", None)));
+        assert_eq!(tagged.tag, Some(Uuid::max()));
+        assert!(matches!(tagged.step, Step::HandOff { .. }));
+        let handoff = decide(&cfg, &["price?"], 0, Some(&intent("HANDOFF", None)));
+        assert!(
+            matches!(handoff.step, Step::HandOff { ref reason, .. } if reason == "intent \"prices\"")
+        );
+        assert_eq!(decide(&config(0), &["hi"], 99, None).step, Step::AskModel);
+        let request = build_request(&cfg, vec![(Role::User, "hi".into())]);
+        assert_eq!(request.system, None, "a blank prompt is left out");
+        assert_eq!(request.tools[0].name, HANDOFF_TOOL);
+    }
 
     #[test]
     fn asking_for_a_person_is_read_as_whole_words() {

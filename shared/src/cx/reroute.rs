@@ -40,6 +40,7 @@ struct Current {
     assigned_to: Option<Uuid>,
     wa_id: String,
     category: Option<String>,
+    contact_category: Option<String>,
     account_id: Uuid,
     last_text: Option<String>,
 }
@@ -54,10 +55,11 @@ pub async fn reroute(
     now: DateTime<Utc>,
 ) -> Result<Option<Rerouted>, MoveError> {
     let current: Option<Current> = sqlx::query_as(
-        "SELECT c.status, c.team_id, c.assigned_to, k.wa_id, k.category, c.account_id,
+        "SELECT c.status, c.team_id, c.assigned_to, k.wa_id, c.category,
+                k.category AS contact_category, c.account_id,
                 (SELECT m.content->>'body' FROM messages m
                   WHERE m.conversation_id = c.id AND m.direction = 'INBOUND'
-                  ORDER BY m.created_at DESC LIMIT 1) AS last_text
+                  ORDER BY m.seq DESC LIMIT 1) AS last_text
            FROM conversations c JOIN contacts k ON k.id = c.contact_id
           WHERE c.id = $1 AND c.org_id = $2 FOR UPDATE OF c",
     )
@@ -74,7 +76,8 @@ pub async fn reroute(
     }
     let facts = Facts {
         message: c.last_text.unwrap_or_default(),
-        contact_category: c.category,
+        category: c.category,
+        contact_category: c.contact_category,
         phone: c.wa_id,
         account_id: c.account_id,
     };

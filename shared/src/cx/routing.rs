@@ -24,7 +24,8 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `message`, `contactCategory`, `phone` or `whatsappAccountId`.
+    /// `message`, `category` (the conversation's, set by an agent or the bot's classifier),
+    /// `contactCategory`, `phone` or `whatsappAccountId`.
     pub field: String,
     /// `contains`, `equals`, `startsWith`, `regex` or `in`.
     pub operator: String,
@@ -32,7 +33,13 @@ pub struct Condition {
     pub value: Value,
 }
 
-pub const FIELDS: [&str; 4] = ["message", "contactCategory", "phone", "whatsappAccountId"];
+pub const FIELDS: [&str; 5] = [
+    "message",
+    "category",
+    "contactCategory",
+    "phone",
+    "whatsappAccountId",
+];
 pub const OPERATORS: [&str; 5] = ["contains", "equals", "startsWith", "regex", "in"];
 
 /// What is wrong with a condition: (the condition's field at fault, the message).
@@ -69,6 +76,8 @@ pub fn check_condition(c: &Condition) -> Vec<(&'static str, String)> {
 #[derive(Debug, Clone)]
 pub struct Facts {
     pub message: String,
+    /// The conversation's category.
+    pub category: Option<String>,
     pub contact_category: Option<String>,
     pub phone: String,
     pub account_id: Uuid,
@@ -78,6 +87,7 @@ impl Facts {
     fn field(&self, name: &str) -> Option<String> {
         match name {
             "message" => Some(self.message.clone()),
+            "category" => self.category.clone(),
             "contactCategory" => self.contact_category.clone(),
             "phone" => Some(self.phone.clone()),
             "whatsappAccountId" => Some(self.account_id.to_string()),
@@ -148,10 +158,11 @@ pub async fn route_new_conversation(
         assigned_to: Option<Uuid>,
         wa_id: String,
         category: Option<String>,
+        contact_category: Option<String>,
         account_id: Uuid,
     }
     let row: Option<Unrouted> = sqlx::query_as(
-        "SELECT c.team_id, c.assigned_to, k.wa_id, k.category, c.account_id
+        "SELECT c.team_id, c.assigned_to, k.wa_id, c.category, k.category AS contact_category, c.account_id
            FROM conversations c JOIN contacts k ON k.id = c.contact_id
           WHERE c.id = $1 AND c.org_id = $2 AND c.status = 'OPEN'",
     )
@@ -163,7 +174,8 @@ pub async fn route_new_conversation(
         team_id: None,
         assigned_to: None,
         wa_id: phone,
-        category: contact_category,
+        category,
+        contact_category,
         account_id,
     }) = row
     else {
@@ -175,6 +187,7 @@ pub async fn route_new_conversation(
     }
     let facts = Facts {
         message: message.to_string(),
+        category,
         contact_category,
         phone,
         account_id,
@@ -384,6 +397,7 @@ mod tests {
         let account = Uuid::new_v4();
         let facts = Facts {
             message: "My ORDER #42 has not arrived".into(),
+            category: Some("billing".into()),
             contact_category: Some("vip".into()),
             phone: "34600111222".into(),
             account_id: account,
@@ -392,6 +406,7 @@ mod tests {
             cond("message", "contains", json!("order #42")),
             cond("message", "regex", json!(r"#\d+")),
             cond("contactCategory", "equals", json!("VIP")),
+            cond("category", "in", json!(["Billing", "sales"])),
             cond("phone", "startsWith", json!("+34")),
             cond("phone", "in", json!(["+34600111222", "1"])),
             cond("whatsappAccountId", "equals", json!(account.to_string())),

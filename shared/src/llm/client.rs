@@ -94,7 +94,7 @@ enum Api {
     Models,
 }
 
-/// Largest input array per embeddings request (OpenAI's limit, §2.5).
+/// Largest input array per embeddings request (OpenAI's limit).
 const OPENAI_EMBED_BATCH: usize = 2048;
 /// Pages of model lists followed at most.
 const MAX_MODEL_PAGES: usize = 10;
@@ -491,7 +491,7 @@ impl LlmClient {
                     Api::Models => "/v1/models",
                 },
             ),
-            // DeepSeek's documented base has no `/v1` (§5).
+            // DeepSeek's documented base has no `/v1`.
             Provider::DeepSeek => (
                 urls.deepseek.as_str(),
                 match api {

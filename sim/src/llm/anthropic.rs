@@ -1,4 +1,4 @@
-//! Anthropic's Messages API (§3, §9): `x-api-key` and `anthropic-version` required,
+//! Anthropic's Messages API: `x-api-key` and `anthropic-version` required,
 //! `max_tokens` required, roles `user`/`assistant` only (a `system` role is refused),
 //! alternation and a user first turn (behind `anthropic_strict_alternation`), every
 //! `tool_use` answered by `tool_result` blocks at the start of the next user turn,
@@ -308,7 +308,7 @@ fn check_messages(sim: &Sim, messages: &[Value], conv: &mut Conversation) -> Res
     Ok(())
 }
 
-/// §3.3's event order, with a `ping` after `message_start`.
+/// The documented event order, with a `ping` after `message_start`.
 fn stream_events(id: &str, tool_id: &str, model: &str, reply: &Reply) -> Vec<String> {
     let mut out = vec![
         event(

@@ -1,4 +1,4 @@
-//! Gemini's `v1beta` API (§4, §9): the key in `x-goog-api-key` or `?key=` (a bad one is a
+//! Gemini's `v1beta` API: the key in `x-goog-api-key` or `?key=` (a bad one is a
 //! 400 `API_KEY_INVALID`, a missing one a 403), roles `user`/`model`, one `functionResponse`
 //! per `functionCall` of the previous model turn with an object `response`, `finishReason`
 //! `STOP` even for calls, `alt=sse` streams without a terminator, at most 100 requests per

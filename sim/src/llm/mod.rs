@@ -252,7 +252,7 @@ pub struct LlmSettings {
     /// keys). Off: they get OpenAI's 401.
     pub local_keyless: bool,
     /// Anthropic: refuse a first turn that is not `user` and non-alternating roles (the API
-    /// did in 2024; whether it still does is unconfirmed, §9).
+    /// did in 2024; whether it still does is unconfirmed).
     pub anthropic_strict_alternation: bool,
     /// Dimension of embeddings when the request does not ask for one.
     pub embedding_dims: usize,

@@ -1,7 +1,7 @@
 //! OpenAI's Chat Completions, Embeddings and Models, as OpenAI, DeepSeek, Kimi and local
 //! servers serve them. Which provider a request is for comes from its key (keys are
 //! registered per provider); a request without a key is LOCAL (`local_keyless`). Checks per
-//! §2 and §9: roles, tool pairing, argument strings, `max_tokens` vs
+//! the providers' documentation: roles, tool pairing, argument strings, `max_tokens` vs
 //! `max_completion_tokens`, fixed temperatures, `stream_options`, unknown fields (OpenAI
 //! only: vLLM and Ollama accept extras), unknown models.
 
@@ -269,7 +269,7 @@ fn validate_chat(
     })
 }
 
-/// Roles, content, tool-call shape and pairing (§2.4, §9); fills the conversation.
+/// Roles, content, tool-call shape and pairing; fills the conversation.
 fn check_messages(
     provider: Provider,
     messages: &[Value],
@@ -352,7 +352,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Per-model parameters (§2.1, §6, §9).
+/// Per-model parameters.
 fn check_parameters(
     provider: Provider,
     model: &str,
@@ -501,7 +501,7 @@ fn usage(provider: Provider, r: &Reply) -> Value {
     u
 }
 
-/// §2.3: role first, content deltas, tool-call fragments by index, one finish_reason, the
+/// As documented: role first, content deltas, tool-call fragments by index, one finish_reason, the
 /// usage chunk when asked for, `[DONE]`. DeepSeek opens with a keep-alive comment; Kimi also
 /// puts usage on the choice at its finish.
 fn stream_chunks(

@@ -12,7 +12,7 @@ use wharf_tests::platform::wait_for;
 use super::routing::Setup;
 
 impl Setup {
-    async fn call(&self, method: Method, path: &str, body: Value) -> wharf_tests::Resp {
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Value) -> wharf_tests::Resp {
         self.p
             .app
             .request(
@@ -172,7 +172,7 @@ use wharf_sim::llm::{LlmFaultAction, LlmFaultSpec, Provider as SimProvider, Rule
 
 impl Setup {
     /// An enabled bot on `provider` with the simulator's key for it.
-    async fn model_bot(&self, provider: &str, model: &str, extra: Value) {
+    pub(crate) async fn model_bot(&self, provider: &str, model: &str, extra: Value) {
         let mut body = json!({"name": "Bot", "provider": provider, "model": model,
                               "apiKey": format!("sim-{}-key", provider.to_lowercase()),
                               "debounceSeconds": 0, "systemPrompt": "You are the shop's assistant.",
@@ -409,4 +409,110 @@ async fn the_model_handing_over_the_turn_limit_and_the_monthly_limit_go_to_peopl
         .await
         .expect(200);
     assert_eq!(usage.data()["limitReached"], true);
+}
+
+const WORKER_BIN: &str = env!("CARGO_BIN_EXE_wharf-test-worker");
+
+/// Kills the worker processes when the test ends, whatever happened.
+struct Workers(Vec<std::process::Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_worker_processes_hold_an_org_to_its_llm_requests_per_minute() {
+    let _heavy = wharf_tests::HEAVY.lock().await;
+    let p = wharf_tests::platform::Platform::start_without_worker().await;
+    let admin = p.app.register_org("Busy Bot Co").await;
+    let number = p.connect_number(admin.org_id).await;
+    let s = Setup { p, admin, number };
+    s.model_bot("OPENAI", "gpt-4o-mini", json!({})).await;
+    // Two worker processes, each able to run three replies at once, and a budget of three
+    // requests a minute for the organization: six customers, three calls reach the provider.
+    let mut workers = Workers(Vec::new());
+    let logs: Vec<std::path::PathBuf> = (0..2)
+        .map(|i| {
+            std::env::temp_dir().join(format!(
+                "wharf-bot-worker-{}-{i}.log",
+                uuid::Uuid::new_v4().simple()
+            ))
+        })
+        .collect();
+    for log in &logs {
+        let out = std::fs::File::create(log).unwrap();
+        let mut cmd = std::process::Command::new(WORKER_BIN);
+        cmd.env("DATABASE_URL", &s.p.app.db.url)
+            .env("REDIS_PREFIX", &s.p.app.config.redis_prefix)
+            .env("META_GRAPH_URL", s.p.sim.base_url())
+            .env("LLM_REQUESTS_PER_MINUTE", "3")
+            .env("WORKER_LANES", "inbound,outbound,llm")
+            .env("WORKER_CONCURRENCY", "inbound=4,outbound=4,llm=3")
+            .env("WORKER_METRICS_ADDR", "none")
+            .env("WORKER_DB_POOL_SIZE", "6")
+            .env("WORKER_POLL_MS", "50")
+            .env("RUST_LOG", "debug")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        for (k, v) in wharf_tests::platform::llm_settings(&s.p.sim.base_url()) {
+            cmd.env(k, v);
+        }
+        workers.0.push(cmd.spawn().expect("start a worker process"));
+    }
+    for i in 0..6 {
+        s.p.customer_sends(
+            &s.number,
+            json!({"from": format!("3465100000{i}"), "type": "text", "body": "hello"}),
+        );
+    }
+    let calls = || {
+        s.p.sim
+            .state()
+            .llm()
+            .requests(Some(SimProvider::OpenAi))
+            .len()
+    };
+    wait_for("three calls", || async { calls() >= 3 }).await;
+    wait_for("all six replies taken by the two processes", || async {
+        s.p.count(
+            "SELECT count(*) FROM jobs WHERE kind = 'bot.reply' AND state IN ('running', 'completed')",
+        )
+        .await
+            == 6
+    })
+    .await;
+    let answers = || {
+        s.p.count("SELECT count(*) FROM messages WHERE direction = 'OUTBOUND'")
+    };
+    wait_for("three answers", || async { answers().await == 3 }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        calls(),
+        3,
+        "the organization's budget holds across processes"
+    );
+    let processes =
+        s.p.count("SELECT count(DISTINCT attempted_by) FROM jobs WHERE kind = 'bot.reply'")
+            .await;
+    assert_eq!(processes, 2, "both processes ran replies");
+    assert_eq!(answers().await, 3, "three answers so far, the rest wait");
+    drop(workers);
+    // Everything the processes logged at debug level: the key sent with every call is in none.
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap();
+        let _ = std::fs::remove_file(log);
+        assert!(text.contains("bot"), "the worker logged its work");
+        assert!(!text.contains("sim-openai-key"), "a key reached a log line");
+    }
+    let answered =
+        s.p.app
+            .get("/api/v1/bot-config", &s.admin.token)
+            .await
+            .expect(200);
+    assert!(!answered.body.to_string().contains("sim-openai-key"));
 }

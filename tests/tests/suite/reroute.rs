@@ -22,16 +22,6 @@ impl Setup {
             .await
             .expect(200);
     }
-
-    async fn conversation(&self, id: &str) -> Value {
-        self.p
-            .app
-            .get(&format!("/api/v1/conversations/{id}"), &self.admin.token)
-            .await
-            .expect(200)
-            .data()
-            .clone()
-    }
 }
 
 #[tokio::test]

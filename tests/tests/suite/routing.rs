@@ -90,6 +90,17 @@ impl Setup {
             .expect(200);
     }
 
+    /// `GET /conversations/{id}` as the admin sees it.
+    pub(crate) async fn conversation(&self, id: &str) -> Value {
+        self.p
+            .app
+            .get(&format!("/api/v1/conversations/{id}"), &self.admin.token)
+            .await
+            .expect(200)
+            .data()
+            .clone()
+    }
+
     /// The customer writes; returns their conversation once it is filed.
     pub(crate) async fn writes(&self, from: &str, text: &str) -> Value {
         self.p.customer_sends(

@@ -13,6 +13,7 @@ pub mod maintenance;
 pub mod maintenance_windows;
 pub mod process_webhook;
 pub mod read_receipt;
+pub mod reclassify;
 pub mod routing_run;
 pub mod send_message;
 pub mod templates;
@@ -67,6 +68,14 @@ pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
         .register::<wharf_shared::cx::reroute::RoutingRun, _, _>({
             let deps = deps.clone();
             move |ctx, payload| routing_run::run(ctx, deps.clone(), payload)
+        })
+        .register::<wharf_shared::bot::reclassify::ReclassifyRun, _, _>({
+            let deps = deps.clone();
+            move |ctx, payload| reclassify::run(ctx, deps.clone(), payload)
+        })
+        .register::<wharf_shared::bot::reclassify::Categorize, _, _>({
+            let deps = deps.clone();
+            move |ctx, payload| reclassify::categorize(ctx, deps.clone(), payload)
         })
         .register::<wharf_shared::bot::reply::BotReply, _, _>(move |ctx, payload| {
             bot_reply::run(ctx, deps.clone(), payload)

@@ -560,6 +560,10 @@ impl Processor<'_> {
                 .execute(&mut *self.tx)
                 .await?;
         }
+        // And gets a category from the bot when the organization asked for that.
+        if created {
+            bot::reclassify::categorize_new(&mut self.tx, account.org_id, conversation_id).await?;
+        }
 
         // The reacted-to / replied-to message, when we have it.
         let mut content = parsed.content;
