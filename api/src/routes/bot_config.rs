@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wharf_shared::{
     bot::{
-        config::{BotConfig, COLUMNS},
+        config::{record_prompt_version, BotConfig, COLUMNS},
         portable::presets,
     },
     llm::Provider,
@@ -322,26 +322,6 @@ async fn has_versions(conn: &mut PgConnection, id: Uuid) -> ApiResult<bool> {
     .bind(id)
     .fetch_one(conn)
     .await?)
-}
-
-async fn record_prompt_version(
-    conn: &mut PgConnection,
-    org_id: Uuid,
-    id: Uuid,
-    prompt: &str,
-    by: Option<Uuid>,
-) -> ApiResult<()> {
-    sqlx::query(
-        "INSERT INTO bot_prompt_versions (org_id, bot_config_id, version, system_prompt, created_by)
-         SELECT $1, $2, COALESCE(max(version), 0) + 1, $3, $4 FROM bot_prompt_versions WHERE bot_config_id = $2",
-    )
-    .bind(org_id)
-    .bind(id)
-    .bind(prompt)
-    .bind(by)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 async fn insert(

@@ -410,22 +410,25 @@ async fn trace(
         .await?
         .ok_or_else(|| ApiError::not_found("Trace"))?;
     let detail = t.detail.0;
-    let text = |k: &str| detail[k].as_str().map(str::to_string);
-    // A run skipped after the model answered keeps the call under `call` too.
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    // An answer from an intent records `{"intent": ...}` where a model call records the call;
+    // a run taken over after the model answered keeps the call too.
     let call = detail
         .get("call")
         .filter(|c| c.get("provider").is_some())
         .cloned();
+    let reason = text(&detail["reason"]);
+    let intent = text(&detail["call"]["intent"]);
     Ok(Data::new(TraceOut {
         id: t.id,
         conversation_id: t.conversation_id,
         bot_config_id: t.bot_config_id,
         outcome: t.outcome,
         latency_ms: t.latency_ms,
-        reason: text("reason"),
-        intent: text("intent").or_else(|| detail["call"]["intent"].as_str().map(str::to_string)),
+        reason,
+        intent,
         call,
-        detail: detail.clone(),
+        detail,
         created_at: t.created_at,
     }))
 }

@@ -287,7 +287,6 @@ async fn export_zip(
 
 /// Multipart body of an import (documentation only; the handler reads the fields itself).
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
 pub struct ImportForm {
     /// A JSON export, or a ZIP holding `bot-config.json` (told apart by content); 10 MB at most.
     #[schema(value_type = String, format = Binary)]

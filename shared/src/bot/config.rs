@@ -84,3 +84,24 @@ impl BotConfig {
             .unwrap_or(DEFAULT_HANDOFF_MESSAGE)
     }
 }
+
+/// Records `prompt` as the next version of config `bot_config_id`'s prompt.
+pub async fn record_prompt_version(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    bot_config_id: Uuid,
+    prompt: &str,
+    by: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bot_prompt_versions (org_id, bot_config_id, version, system_prompt, created_by)
+         SELECT $1, $2, COALESCE(max(version), 0) + 1, $3, $4 FROM bot_prompt_versions WHERE bot_config_id = $2",
+    )
+    .bind(org_id)
+    .bind(bot_config_id)
+    .bind(prompt)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

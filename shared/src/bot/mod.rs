@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod portable;
 pub mod reclassify;
 pub mod reply;
+pub mod retrieval;
 pub mod sandbox;
 pub mod usage;
 

@@ -30,7 +30,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use self::check::Problem;
-use super::config::{self, BotConfig, COLUMNS};
+use super::config::{self, record_prompt_version, BotConfig, COLUMNS};
 
 /// The document format this server writes and reads.
 pub const FORMAT_VERSION: i64 = 1;
@@ -405,27 +405,6 @@ async fn free_name(
         }
         n += 1;
     }
-}
-
-/// Records `prompt` as the next version of config `bot_config_id`'s prompt.
-pub(crate) async fn record_prompt_version(
-    conn: &mut PgConnection,
-    org_id: Uuid,
-    bot_config_id: Uuid,
-    prompt: &str,
-    by: Option<Uuid>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO bot_prompt_versions (org_id, bot_config_id, version, system_prompt, created_by)
-         SELECT $1, $2, COALESCE(max(version), 0) + 1, $3, $4 FROM bot_prompt_versions WHERE bot_config_id = $2",
-    )
-    .bind(org_id)
-    .bind(bot_config_id)
-    .bind(prompt)
-    .bind(by)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Inserts `intents` as config `bot_config_id`'s, positioned in list order. A team or tag id

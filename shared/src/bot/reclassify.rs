@@ -48,13 +48,7 @@ pub async fn start_run(
     org_id: Uuid,
     requested_by: Option<Uuid>,
 ) -> Result<Uuid, JobsError> {
-    let run_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO routing_runs (org_id, requested_by, kind) VALUES ($1, $2, 'RECLASSIFY') RETURNING id",
-    )
-    .bind(org_id)
-    .bind(requested_by)
-    .fetch_one(&mut *conn)
-    .await?;
+    let run_id = reroute::record_run(conn, org_id, requested_by, "RECLASSIFY").await?;
     jobs::enqueue(
         &mut *conn,
         NewJob::new(ReclassifyRun { run_id, org_id }).org(org_id),

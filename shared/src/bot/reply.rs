@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{config, handoff, intents, load_settings, usage};
+use super::{config, handoff, intents, load_settings, retrieval, usage};
 use crate::{
     accounts::{raise_alert, Alert},
     crypto::SecretBox,
@@ -39,6 +39,13 @@ impl JobKind for BotReply {
     const KIND: &'static str = "bot.reply";
     const LANE: Lane = Lane::Llm;
     const MAX_ATTEMPTS: i32 = 5;
+
+    /// A retry follows a rate limit that outlasted the call's own waiting (the provider's,
+    /// or the organization's budget): 10 s, 20 s, 30 s, 40 s, so the customer gets an answer
+    /// within about two minutes, or a person.
+    fn backoff(attempt: i32) -> Duration {
+        Duration::from_secs(10 * attempt.max(1) as u64)
+    }
 }
 
 /// What a run did.
@@ -58,6 +65,8 @@ pub struct ReplyDeps<'a> {
     pub llm: &'a LlmClient,
     pub secrets: &'a SecretBox,
     pub events: &'a EventPublisher,
+    /// The job's last attempt: a rate limit then hands over instead of retrying later.
+    pub last_attempt: bool,
 }
 
 /// Messages of context sent to the model. Ordered by `seq` (the order they were stored):
@@ -334,7 +343,12 @@ pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutco
     }
     match decision.step {
         Step::HandOff { reason, team } => {
-            return hand_off_to(d, &c, job, Some(&cfg), &reason, team, started).await;
+            let why = Why {
+                reason: &reason,
+                team,
+                call: None,
+            };
+            return hand_off_to(d, &c, job, Some(&cfg), why, started).await;
         }
         Step::Answer(text) => {
             let detail = json!({"intent": decision.intent});
@@ -357,8 +371,18 @@ pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutco
             Some((role, l.body.clone()?))
         })
         .collect();
-    let request = build_request(&cfg, turns);
     drop(conn);
+    let query = unanswered
+        .iter()
+        .rev()
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let passages = retrieval::retrieve(d.pool, &cfg, &query).await?;
+    let mut request = build_request(&cfg, turns);
+    if !passages.is_empty() {
+        request.system = Some(retrieval::with_context(&cfg.system_prompt, &passages));
+    }
     let answer = d
         .llm
         .chat(c.org_id, &target, &request, &RetryPolicy::default())
@@ -386,9 +410,18 @@ pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutco
     let call_detail = json!({"provider": target.provider.as_str(), "model": answer.model,
         "inputTokens": answer.usage.input_tokens, "outputTokens": answer.usage.output_tokens,
         "providerLatencyMs": answer.latency.as_millis() as u64, "contextMessages": request.messages.len(),
-        "retrieval": [], "toolCalls": tool_calls_json(&answer.tool_calls)});
+        "retrieval": passages.iter().map(|p| json!({"chunkId": p.chunk_id, "documentId": p.document_id,
+            "score": p.score})).collect::<Vec<_>>(),
+        "toolCalls": tool_calls_json(&answer.tool_calls)});
     match read_answer(&answer) {
-        ModelAnswer::HandOff(reason) => hand_off(d, &c, job, Some(&cfg), &reason, started).await,
+        ModelAnswer::HandOff(reason) => {
+            let why = Why {
+                reason: &reason,
+                team: None,
+                call: Some(call_detail),
+            };
+            hand_off_to(d, &c, job, Some(&cfg), why, started).await
+        }
         ModelAnswer::Text(text) => queue_answer(d, &c, job, &cfg, text, call_detail, started).await,
     }
 }
@@ -431,11 +464,12 @@ async fn queue_answer(
     started: Instant,
 ) -> anyhow::Result<ReplyOutcome> {
     let mut tx = d.pool.begin().await?;
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1 FOR UPDATE")
+    let locked: Option<(String, i32)> =
+        sqlx::query_as("SELECT status, bot_turns FROM conversations WHERE id = $1 FOR UPDATE")
             .bind(job.conversation_id)
             .fetch_optional(&mut *tx)
             .await?;
+    let (status, turns) = locked.unzip();
     if status.as_deref() != Some("BOT_HANDLING") {
         trace(
             &mut tx,
@@ -453,6 +487,18 @@ async fn queue_answer(
     let Some(target) = outbound::load_target(&mut tx, c.org_id, job.conversation_id).await? else {
         return Ok(ReplyOutcome::Skipped("the conversation no longer exists"));
     };
+    // The config's greeting opens the bot's first answer of a conversation, as its own message.
+    if let Some(greeting) = cfg.greeting.as_deref().filter(|g| !g.trim().is_empty()) {
+        if turns == Some(0) {
+            let mut g = NewOutbound::text(c.org_id, target.clone(), greeting);
+            // Not hashed `bot`: a greeting is no answer (metrics count answers by that hash).
+            g.idempotency = Some((
+                format!("bot-greeting:{}", job.conversation_id),
+                "bot-greeting".into(),
+            ));
+            outbound::queue_outbound(&mut tx, g).await?;
+        }
+    }
     let mut m = NewOutbound::text(c.org_id, target, text);
     m.idempotency = Some((idempotency_key(job.message_id), "bot".into()));
     let id = outbound::queue_outbound(&mut tx, m).await?;
@@ -509,6 +555,11 @@ async fn provider_failed(
         )
         .await?;
     }
+    if matches!(e, LlmError::RateLimited { .. }) && !d.last_attempt {
+        // Our budget or the provider's limit outlasted the call's own waiting: the job tries
+        // again after its backoff, and hands over on its last attempt.
+        anyhow::bail!("the AI provider is rate limiting; the reply is retried later: {e}");
+    }
     let reason = provider_failure_reason(&e);
     hand_off(d, c, job, Some(cfg), &reason, started).await
 }
@@ -521,19 +572,31 @@ async fn hand_off(
     reason: &str,
     started: Instant,
 ) -> anyhow::Result<ReplyOutcome> {
-    hand_off_to(d, c, job, cfg, reason, None, started).await
+    let why = Why {
+        reason,
+        team: None,
+        call: None,
+    };
+    hand_off_to(d, c, job, cfg, why, started).await
 }
 
-/// Hands over to `team` (`None`: the routing rules choose).
+/// Why the bot hands over: the reason, the team (`None`: the routing rules choose) and the
+/// model call that asked for it, if one did (kept in the trace).
+struct Why<'a> {
+    reason: &'a str,
+    team: Option<Uuid>,
+    call: Option<Value>,
+}
+
 async fn hand_off_to(
     d: &ReplyDeps<'_>,
     c: &Conversation,
     job: &BotReply,
     cfg: Option<&config::BotConfig>,
-    reason: &str,
-    team: Option<Uuid>,
+    why: Why<'_>,
     started: Instant,
 ) -> anyhow::Result<ReplyOutcome> {
+    let Why { reason, team, call } = why;
     let message = cfg.map_or(config::DEFAULT_HANDOFF_MESSAGE, |c| c.handoff_message());
     let summary = format!("Handed over by the bot: {reason}.");
     let mut tx = d.pool.begin().await?;
@@ -558,7 +621,10 @@ async fn hand_off_to(
         job,
         cfg,
         outcome,
-        json!({"reason": reason}),
+        match call {
+            Some(call) => json!({"reason": reason, "call": call}),
+            None => json!({"reason": reason}),
+        },
         started,
     )
     .await?;

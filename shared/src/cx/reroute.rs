@@ -140,19 +140,30 @@ pub async fn start_run(
     org_id: Uuid,
     requested_by: Option<Uuid>,
 ) -> Result<Uuid, JobsError> {
-    let run_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO routing_runs (org_id, requested_by) VALUES ($1, $2) RETURNING id",
-    )
-    .bind(org_id)
-    .bind(requested_by)
-    .fetch_one(&mut *conn)
-    .await?;
+    let run_id = record_run(conn, org_id, requested_by, "ROUTING").await?;
     jobs::enqueue(
         &mut *conn,
         NewJob::new(RoutingRun { run_id, org_id }).org(org_id),
     )
     .await?;
     Ok(run_id)
+}
+
+/// A new `routing_runs` row of `kind` (ROUTING, RECLASSIFY), PENDING until its job starts.
+pub async fn record_run(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    requested_by: Option<Uuid>,
+    kind: &str,
+) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO routing_runs (org_id, requested_by, kind) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(requested_by)
+    .bind(kind)
+    .fetch_one(conn)
+    .await
 }
 
 /// Conversations re-routed per transaction: progress shows, and locks stay short.

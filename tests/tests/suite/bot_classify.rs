@@ -48,7 +48,7 @@ async fn a_handoff_summary_and_a_category_come_from_the_model_and_count_in_usage
     assert!(
         r.body.to_string().contains("no active bot config"),
         "{}",
-        r.body.to_string()
+        r.body
     );
 
     s.assistant().await;
@@ -82,7 +82,7 @@ async fn a_handoff_summary_and_a_category_come_from_the_model_and_count_in_usage
         )
         .await
         .expect(200);
-    assert_eq!(c.data()["category"], "billing", "{}", c.body.to_string());
+    assert_eq!(c.data()["category"], "billing", "{}", c.body);
     assert_eq!(c.data()["previousCategory"], Value::Null);
     assert_eq!(c.data()["changed"], true);
     assert_eq!(s.conversation(&id).await["category"], "billing");
@@ -135,7 +135,7 @@ async fn a_handoff_summary_and_a_category_come_from_the_model_and_count_in_usage
     assert!(
         refused.body.to_string().contains("refused"),
         "{}",
-        refused.body.to_string()
+        refused.body
     );
 }
 

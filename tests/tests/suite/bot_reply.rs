@@ -353,8 +353,12 @@ async fn the_model_handing_over_the_turn_limit_and_the_monthly_limit_go_to_peopl
         "handoff_to_human",
         json!({"reason": "a billing dispute"}),
     ));
-    s.model_bot("OPENAI", "gpt-4o-mini", json!({"maxTurns": 1}))
-        .await;
+    s.model_bot(
+        "OPENAI",
+        "gpt-4o-mini",
+        json!({"maxTurns": 1, "greeting": "Hi, I am the shop's bot."}),
+    )
+    .await;
 
     // The model calls handoff_to_human.
     let a = "34655000003";
@@ -363,10 +367,34 @@ async fn the_model_handing_over_the_turn_limit_and_the_monthly_limit_go_to_peopl
         s.conversation_of(a).await["assignedTo"] == agent.to_string()
     })
     .await;
-    // One answer, then the turn limit.
+    // The trace keeps the call that asked for a person.
+    let tool: String = sqlx::query_scalar(
+        "SELECT detail->'call'->'toolCalls'->0->>'name' FROM bot_traces WHERE outcome = 'handoff'",
+    )
+    .fetch_one(&s.p.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(tool, "handoff_to_human");
+    // One answer, opened by the greeting, then the turn limit.
     let b = "34655000004";
     s.writes(b, "first question").await;
-    wait_for("the answer", || async { s.texts_to(b) == 1 }).await;
+    wait_for("the greeting and the answer", || async {
+        s.texts_to(b) == 2
+    })
+    .await;
+    let sent: Vec<String> = sqlx::query_scalar(
+        "SELECT m.content->>'body' FROM messages m JOIN conversations v ON v.id = m.conversation_id
+           JOIN contacts c ON c.id = v.contact_id
+          WHERE m.direction = 'OUTBOUND' AND c.wa_id = $1 ORDER BY m.seq",
+    )
+    .bind(b)
+    .fetch_all(&s.p.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        sent,
+        ["Hi, I am the shop's bot.", "You said: first question"]
+    );
     s.p.customer_sends(
         &s.number,
         json!({"from": b, "type": "text", "body": "second question"}),
@@ -515,4 +543,36 @@ async fn two_worker_processes_hold_an_org_to_its_llm_requests_per_minute() {
             .await
             .expect(200);
     assert!(!answered.body.to_string().contains("sim-openai-key"));
+}
+
+#[tokio::test]
+async fn a_rate_limit_longer_than_the_call_can_wait_retries_the_reply_later() {
+    let s = Setup::start().await;
+    let agent = s.agent("ONLINE", None).await;
+    let team = s.team("Desk", &[agent]).await;
+    s.default_team(&team).await;
+    s.model_bot("OPENAI", "gpt-4o-mini", json!({})).await;
+    // The provider asks for 40 s, more than one call waits (30 s): the job tries again after
+    // its backoff instead of handing the customer over.
+    s.p.sim.state().llm().add_fault(LlmFaultSpec::new(
+        LlmFaultAction::RateLimited {
+            retry_after_secs: Some(40),
+        },
+        1,
+    ));
+    let customer = "34655000009";
+    s.writes(customer, "are you open on sunday").await;
+    wait_for("the answer on the job's second attempt", || async {
+        s.texts_to(customer) == 1
+    })
+    .await;
+    assert_eq!(
+        s.last_text_to(customer).await,
+        "You said: are you open on sunday"
+    );
+    assert_eq!(s.conversation_of(customer).await["status"], "BOT_HANDLING");
+    let attempts =
+        s.p.count("SELECT max(attempt)::bigint FROM jobs WHERE kind = 'bot.reply'")
+            .await;
+    assert_eq!(attempts, 2);
 }

@@ -14,6 +14,7 @@ pub async fn run(ctx: JobContext, deps: WorkerDeps, job: BotReply) -> anyhow::Re
         llm: &deps.llm,
         secrets: &deps.secrets,
         events: &deps.events,
+        last_attempt: ctx.attempt >= ctx.max_attempts,
     };
     let outcome = reply::run(&d, &job).await?;
     tracing::debug!(conversation_id = %job.conversation_id, ?outcome, "bot reply");

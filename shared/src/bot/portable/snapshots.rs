@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{insert_intents, record_prompt_version, ConfigDoc, IntentDoc};
-use crate::bot::config::{self, BotConfig, COLUMNS};
+use super::{insert_intents, ConfigDoc, IntentDoc};
+use crate::bot::config::{self, record_prompt_version, BotConfig, COLUMNS};
 
 /// What a snapshot holds (`bot_snapshots.content`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
