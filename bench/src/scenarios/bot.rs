@@ -117,6 +117,22 @@ async fn one_run(
 ) -> anyhow::Result<()> {
     let tenant = p.register().await?;
     let number = p.connect_number(&tenant, 1000.0, 1000, false).await?;
+    // The customers' webhooks go straight to the api (as in the routing scenario), so the
+    // simulator never saw them write: its 24-hour window check is off for this number.
+    let window = p
+        .http
+        .patch(format!(
+            "{}/_sim/numbers/{}",
+            p.sim_url, number.phone_number_id
+        ))
+        .json(&json!({"window_mode": "off"}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        window.status().is_success(),
+        "sim window mode: {}",
+        window.status()
+    );
     let latency = p
         .http
         .put(format!("{}/_sim/llm/latency", p.sim_url))
@@ -180,6 +196,11 @@ async fn one_run(
         "every answer accepted by Meta",
         || async {
             p.ensure_running(&procs)?;
+            let failed = p
+                .db
+                .count("SELECT count(*) FROM messages WHERE direction = 'OUTBOUND' AND status = 'failed'")
+                .await?;
+            anyhow::ensure!(failed == 0, "{failed} answers failed");
             Ok(p.sim_stats(&number.phone_number_id).await?.0 >= conversations as u64)
         },
     )

@@ -75,15 +75,18 @@ pub async fn apply(
     actor: Option<Uuid>,
     reason: Option<&str>,
 ) -> Result<(), MoveError> {
-    let current: Option<(String, Option<Uuid>, Option<String>)> = sqlx::query_as(
-        "SELECT status, assigned_to, follow_up_note FROM conversations
-          WHERE id = $1 AND org_id = $2 FOR UPDATE",
+    // Looked up by id alone and the tenant checked here: with `org_id` in the condition, a
+    // planner without statistics yet (a new organization's first minute) may take the
+    // (org_id, status) index and read every conversation of the organization.
+    let current: Option<(Uuid, String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT org_id, status, assigned_to FROM conversations WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
-    .bind(org_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let (status, assigned, _) = current.ok_or(MoveError::NotFound)?;
+    let (_, status, assigned) = current
+        .filter(|c| c.0 == org_id)
+        .ok_or(MoveError::NotFound)?;
     if status == "CLOSED" {
         return Err(MoveError::NotAllowed {
             status,
@@ -92,12 +95,13 @@ pub async fn apply(
     }
     if let Move::Assign { user_id, .. } | Move::Takeover { user_id } = &m {
         let member: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND org_id = $2 AND is_active AND deleted_at IS NULL)",
+            "SELECT org_id = $2 AND is_active AND deleted_at IS NULL FROM users WHERE id = $1",
         )
         .bind(user_id)
         .bind(org_id)
-        .fetch_one(&mut *conn)
-        .await?;
+        .fetch_optional(&mut *conn)
+        .await?
+        .unwrap_or(false);
         if !member {
             return Err(MoveError::UnknownUser);
         }
@@ -135,13 +139,13 @@ pub async fn apply(
                 _ => ("FOLLOW_UP_CLEARED", false, None),
             };
             sqlx::query(
-                "UPDATE conversations SET follow_up_note = $3,
-                        follow_up_at = CASE WHEN $4 THEN now() END,
-                        follow_up_by = CASE WHEN $4 THEN $5 END, updated_at = now()
-                  WHERE id = $1 AND org_id = $2",
+                // The row is locked and its tenant checked above.
+                "UPDATE conversations SET follow_up_note = $2,
+                        follow_up_at = CASE WHEN $3 THEN now() END,
+                        follow_up_by = CASE WHEN $3 THEN $4 END, updated_at = now()
+                  WHERE id = $1",
             )
             .bind(id)
-            .bind(org_id)
             .bind(note)
             .bind(set)
             .bind(actor)
@@ -156,12 +160,12 @@ pub async fn apply(
         }
     };
     sqlx::query(
-        "UPDATE conversations SET status = $3, assigned_to = $4, updated_at = now(),
-                closed_at = CASE WHEN $3 = 'CLOSED' THEN now() ELSE closed_at END
-          WHERE id = $1 AND org_id = $2",
+        // The row is locked and its tenant checked above.
+        "UPDATE conversations SET status = $2, assigned_to = $3, updated_at = now(),
+                closed_at = CASE WHEN $2 = 'CLOSED' THEN now() ELSE closed_at END
+          WHERE id = $1",
     )
     .bind(id)
-    .bind(org_id)
     .bind(&to_status)
     .bind(to_user)
     .execute(&mut *conn)

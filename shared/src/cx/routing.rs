@@ -154,6 +154,8 @@ pub async fn route_new_conversation(
 ) -> Result<Option<Routed>, MoveError> {
     #[derive(sqlx::FromRow)]
     struct Unrouted {
+        org_id: Uuid,
+        status: String,
         team_id: Option<Uuid>,
         assigned_to: Option<Uuid>,
         wa_id: String,
@@ -162,15 +164,20 @@ pub async fn route_new_conversation(
         account_id: Uuid,
     }
     let row: Option<Unrouted> = sqlx::query_as(
-        "SELECT c.team_id, c.assigned_to, k.wa_id, c.category, k.category AS contact_category, c.account_id
+        // By id alone (tenant and status are checked below): with them in the condition a
+        // planner without statistics yet (a new organization's first minute) may take the
+        // (org_id, status) index and read every open conversation of the organization.
+        "SELECT c.org_id, c.status, c.team_id, c.assigned_to, k.wa_id, c.category,
+                k.category AS contact_category, c.account_id
            FROM conversations c JOIN contacts k ON k.id = c.contact_id
-          WHERE c.id = $1 AND c.org_id = $2 AND c.status = 'OPEN'",
+          WHERE c.id = $1",
     )
     .bind(conversation_id)
-    .bind(org_id)
     .fetch_optional(&mut *conn)
     .await?;
     let Some(Unrouted {
+        org_id: owner,
+        status,
         team_id: None,
         assigned_to: None,
         wa_id: phone,
@@ -181,6 +188,9 @@ pub async fn route_new_conversation(
     else {
         return Ok(None);
     };
+    if owner != org_id || status != "OPEN" {
+        return Ok(None);
+    }
     let s = settings::load(conn, org_id).await?;
     if s.maintenance_period(now).is_some() {
         return Ok(None);
@@ -306,17 +316,19 @@ pub async fn assign_in_team(
     if !team_open(conn, team_id, now).await? {
         return Ok(None);
     }
+    // Driven by the team's members (a team holds only its organization's users, so no
+    // `org_id` test: with one, a planner without statistics yet walks every user of the
+    // organization and probes the team for each).
     let agent: Option<Uuid> = sqlx::query_scalar(
         "SELECT u.id FROM team_members m JOIN users u ON u.id = m.user_id
            CROSS JOIN LATERAL (SELECT count(*) AS open FROM conversations c
                                 WHERE c.assigned_to = u.id AND c.status <> 'CLOSED') load
-          WHERE m.team_id = $1 AND u.org_id = $2 AND u.status = 'ONLINE' AND u.is_active AND u.deleted_at IS NULL
+          WHERE m.team_id = $1 AND u.status = 'ONLINE' AND u.is_active AND u.deleted_at IS NULL
             AND (u.max_conversations IS NULL OR load.open < u.max_conversations)
           ORDER BY load.open, u.last_assigned_at NULLS FIRST, u.id
           LIMIT 1",
     )
     .bind(team_id)
-    .bind(org_id)
     .fetch_optional(&mut *conn)
     .await?;
     let Some(agent) = agent else {
