@@ -576,3 +576,39 @@ async fn a_rate_limit_longer_than_the_call_can_wait_retries_the_reply_later() {
             .await;
     assert_eq!(attempts, 2);
 }
+
+#[tokio::test]
+async fn a_handoff_intent_sends_the_conversation_to_its_team_without_the_model() {
+    let s = Setup::start().await;
+    let front = s.agent("ONLINE", None).await;
+    let desk = s.team("Front desk", &[front]).await;
+    s.default_team(&desk).await;
+    let biller = s.agent("ONLINE", None).await;
+    let billing = s.team("Billing", &[biller]).await;
+    s.model_bot("OPENAI", "gpt-4o-mini", json!({})).await;
+    s.call(
+        Method::POST,
+        "/bot-config/intents",
+        json!({"name": "invoices", "action": "HANDOFF", "keywords": ["invoice"], "teamId": billing}),
+    )
+    .await
+    .expect(201);
+    let customer = "34655000010";
+    s.writes(customer, "a question about my invoice").await;
+    wait_for("handed to billing", || async {
+        s.conversation_of(customer).await["assignedTo"] == biller.to_string()
+    })
+    .await;
+    s.bot_jobs_done().await;
+    let c = s.conversation_of(customer).await;
+    assert_eq!(c["teamId"], billing.as_str());
+    assert_eq!(c["status"], "HUMAN_HANDLING");
+    assert_eq!(
+        s.last_text_to(customer).await,
+        "A person will help you now."
+    );
+    assert!(
+        s.p.sim.state().llm().requests(None).is_empty(),
+        "an intent decides without the model"
+    );
+}
