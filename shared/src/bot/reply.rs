@@ -220,6 +220,29 @@ pub fn build_request(cfg: &config::BotConfig, turns: Vec<(Role, String)>) -> Cha
     }
 }
 
+/// [`build_request`] with the knowledge base's passages for the customer's unanswered words
+/// (`unanswered`, newest first) appended to the system prompt; also returns the passages, for
+/// the trace.
+pub async fn model_request(
+    pool: &PgPool,
+    cfg: &config::BotConfig,
+    turns: Vec<(Role, String)>,
+    unanswered: &[&str],
+) -> Result<(ChatRequest, Vec<retrieval::Passage>), sqlx::Error> {
+    let query = unanswered
+        .iter()
+        .rev()
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let passages = retrieval::retrieve(pool, cfg, &query).await?;
+    let mut request = build_request(cfg, turns);
+    if !passages.is_empty() {
+        request.system = Some(retrieval::with_context(&cfg.system_prompt, &passages));
+    }
+    Ok((request, passages))
+}
+
 /// What the model's answer means for the customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelAnswer<'a> {
@@ -372,17 +395,7 @@ pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutco
         })
         .collect();
     drop(conn);
-    let query = unanswered
-        .iter()
-        .rev()
-        .copied()
-        .collect::<Vec<_>>()
-        .join("\n");
-    let passages = retrieval::retrieve(d.pool, &cfg, &query).await?;
-    let mut request = build_request(&cfg, turns);
-    if !passages.is_empty() {
-        request.system = Some(retrieval::with_context(&cfg.system_prompt, &passages));
-    }
+    let (request, passages) = model_request(d.pool, &cfg, turns, &unanswered).await?;
     let answer = d
         .llm
         .chat(c.org_id, &target, &request, &RetryPolicy::default())

@@ -1,6 +1,6 @@
 //! The admin's sandbox: a conversation with the active bot config without WhatsApp. Each
 //! message goes through the reply pipeline's own steps ([`reply::decide`]: handoff words,
-//! intents, the turn limit; [`reply::build_request`]; the limiter and retries of
+//! intents, the turn limit; [`reply::model_request`]; the limiter and retries of
 //! [`LlmClient::chat`]; [`reply::read_answer`]), so what the admin sees is what a customer
 //! would get. Nothing is queued to Meta and no conversation, tag or trace is written: the
 //! turns live in `bot_sandbox_turns`, per organization and user, and the model call is counted
@@ -234,7 +234,11 @@ async fn ask_model(
         Ok(t) => t,
         Err(e) => return Ok(Called::hand_off(e)),
     };
-    let request = reply::build_request(cfg, turns);
+    let last = turns
+        .last()
+        .map(|(_, text)| text.clone())
+        .unwrap_or_default();
+    let (request, _) = reply::model_request(d.pool, cfg, turns, &[last.as_str()]).await?;
     let answer = match d
         .llm
         .chat(cfg.org_id, &target, &request, &RetryPolicy::default())
