@@ -9,24 +9,16 @@
 
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 
 use crate::{
-    platform::{Platform, WorkerSpec, APP_SECRET},
+    platform::{sign, text_webhook, Platform, WorkerSpec},
     stats::{percentile, Runs},
     wait_until, Row,
 };
 
 const MODEL_LATENCY_MS: u64 = 800;
 const POST_RATE: usize = 200;
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 fn worker() -> WorkerSpec {
     WorkerSpec {
@@ -80,19 +72,6 @@ pub async fn run(runs: usize, conversations: usize) -> anyhow::Result<Vec<Row>> 
         ));
     }
     Ok(rows)
-}
-
-fn webhook(number_id: &str, waba_id: &str, i: usize) -> Vec<u8> {
-    let from = format!("1888{i:07}");
-    let message = json!({"from": from, "id": format!("wamid.bot{i}"), "timestamp": "1750030073",
-                         "type": "text", "text": {"body": "what time do you open tomorrow?"}});
-    let value = json!({"messaging_product": "whatsapp",
-                       "metadata": {"display_phone_number": "15550000000", "phone_number_id": number_id},
-                       "contacts": [{"wa_id": from, "profile": {"name": "Customer"}}],
-                       "messages": [message]});
-    serde_json::to_vec(&json!({"object": "whatsapp_business_account",
-                               "entry": [{"id": waba_id, "changes": [{"field": "messages", "value": value}]}]}))
-    .expect("json")
 }
 
 /// The most model calls whose [arrival, arrival + latency) windows overlap.
@@ -173,7 +152,14 @@ async fn one_run(
     for chunk in (0..conversations).collect::<Vec<_>>().chunks(per_tick) {
         tick.tick().await;
         for &i in chunk {
-            let body = webhook(&number.phone_number_id, &number.waba_id, i);
+            let from = format!("1888{i:07}");
+            let body = text_webhook(
+                &number.phone_number_id,
+                &number.waba_id,
+                &from,
+                &format!("wamid.bot{i}"),
+                "what time do you open tomorrow?",
+            );
             let (http, url, sig) = (p.http.clone(), url.clone(), sign(&body));
             sends.push(tokio::spawn(async move {
                 http.post(url)

@@ -14,25 +14,17 @@ use std::{
 
 use anyhow::Context;
 use futures::StreamExt;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::{
-    platform::{Platform, Tenant, WorkerSpec, APP_SECRET},
+    platform::{sign, text_webhook, Platform, Tenant, WorkerSpec},
     stats::{percentile, Runs},
     wait_until, Row,
 };
 
 const TEAMS: usize = 50;
 const AGENTS_PER_TEAM: usize = 10;
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 fn worker() -> WorkerSpec {
     WorkerSpec {
@@ -215,18 +207,6 @@ async fn listen(p: &Platform, tenant: &Tenant) -> anyhow::Result<Arrivals> {
     Ok(arrivals)
 }
 
-fn webhook(number_id: &str, waba_id: &str, from: &str, i: usize) -> Vec<u8> {
-    let message = json!({"from": from, "id": format!("wamid.route{i}"), "timestamp": "1750030073",
-                         "type": "text", "text": {"body": "hello, I need help"}});
-    let value = json!({"messaging_product": "whatsapp",
-                       "metadata": {"display_phone_number": "15550000000", "phone_number_id": number_id},
-                       "contacts": [{"wa_id": from, "profile": {"name": "Customer"}}],
-                       "messages": [message]});
-    serde_json::to_vec(&json!({"object": "whatsapp_business_account",
-                               "entry": [{"id": waba_id, "changes": [{"field": "messages", "value": value}]}]}))
-    .expect("json")
-}
-
 async fn one_run(p: &Platform, rate: u32, secs: u64, f: &mut Figures) -> anyhow::Result<()> {
     let tenant = p.register().await?;
     let number = p.connect_number(&tenant, 80.0, 80, false).await?;
@@ -249,11 +229,12 @@ async fn one_run(p: &Platform, rate: u32, secs: u64, f: &mut Figures) -> anyhow:
     for (slice, chunk) in customers.chunks(per_slice).enumerate() {
         tick.tick().await;
         for (j, from) in chunk.iter().enumerate() {
-            let body = webhook(
+            let body = text_webhook(
                 &number.phone_number_id,
                 &number.waba_id,
                 from,
-                slice * per_slice + j,
+                &format!("wamid.route{}", slice * per_slice + j),
+                "hello, I need help",
             );
             let (http, url, sig) = (p.http.clone(), url.clone(), sign(&body));
             posted.insert(from.clone(), Instant::now());
