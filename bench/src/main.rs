@@ -54,6 +54,9 @@ struct Args {
     /// Conversations of the bot scenario (one customer message each).
     #[arg(long, default_value_t = 1000)]
     bot_conversations: usize,
+    /// Rate at which the bot scenario's customers write (webhooks per second).
+    #[arg(long, default_value_t = 200)]
+    bot_rate: usize,
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -156,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
             "routing" => {
                 scenarios::routing::run(args.runs, args.routing_rate, args.routing_secs).await
             }
-            "bot" => scenarios::bot::run(args.runs, args.bot_conversations).await,
+            "bot" => scenarios::bot::run(args.runs, args.bot_conversations, args.bot_rate).await,
             other => anyhow::bail!("unknown scenario {other:?}"),
         };
         match result {

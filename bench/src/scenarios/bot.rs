@@ -1,5 +1,5 @@
 //! Scenario 7, bot replies: `--bot-conversations` customers each write one message (signed
-//! webhooks, posted at 200/s) to an organization whose bot is on; the simulator's model
+//! webhooks, posted at `--bot-rate`, default 200/s) to an organization whose bot is on; the simulator's model
 //! answers after 800 ms, a real model's latency. Measured with 1 and 2 worker processes:
 //! replies per second from the first webhook to the last answer Meta accepted, how many
 //! model calls were in flight at once (from the simulator's request log), and the inbound
@@ -18,7 +18,6 @@ use crate::{
 };
 
 const MODEL_LATENCY_MS: u64 = 800;
-const POST_RATE: usize = 200;
 
 fn worker() -> WorkerSpec {
     WorkerSpec {
@@ -36,19 +35,19 @@ struct Figures {
     pickup_p99: Runs,
 }
 
-pub async fn run(runs: usize, conversations: usize) -> anyhow::Result<Vec<Row>> {
+pub async fn run(runs: usize, conversations: usize, rate: usize) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for workers in [1, 2] {
         let mut f = Figures::default();
         for run in 1..=runs {
             eprintln!("[bot] {workers} worker(s), run {run}/{runs}");
             let p = Platform::start("bot", 16).await?;
-            let result = one_run(&p, workers, conversations, &mut f).await;
+            let result = one_run(&p, workers, conversations, rate, &mut f).await;
             p.stop().await;
             result?;
         }
         let what = format!(
-            "{conversations} conversations, model latency {MODEL_LATENCY_MS} ms, {workers} worker(s)"
+            "{conversations} conversations written at {rate}/s, model latency {MODEL_LATENCY_MS} ms, {workers} worker(s)"
         );
         rows.push(
             Row::new(
@@ -92,6 +91,7 @@ async fn one_run(
     p: &Platform,
     workers: usize,
     conversations: usize,
+    rate: usize,
     f: &mut Figures,
 ) -> anyhow::Result<()> {
     let tenant = p.register().await?;
@@ -147,7 +147,7 @@ async fn one_run(
     let url = format!("{}/webhooks/whatsapp", p.api_url);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
-    let per_tick = (POST_RATE / 100).max(1);
+    let per_tick = (rate / 100).max(1);
     let mut sends = Vec::with_capacity(conversations);
     for chunk in (0..conversations).collect::<Vec<_>>().chunks(per_tick) {
         tick.tick().await;
