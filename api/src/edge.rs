@@ -47,8 +47,15 @@ pub fn body_limit(path: &str) -> usize {
     } else if path == "/api/v1/templates/upload-media"
         || (path.starts_with("/api/v1/conversations/") && path.ends_with("/messages/media"))
         || (path.starts_with("/api/v1/quick-replies/") && path.ends_with("/media"))
+        || path == "/api/v1/bot-config/media"
     {
         MAX_UPLOAD_BYTES
+    } else if path == "/api/v1/bot-config/documents" {
+        // The document limit plus room for the multipart framing; a larger body is a 413
+        // before any of it is stored.
+        usize::try_from(wharf_shared::kb::documents::max_document_bytes())
+            .unwrap_or(usize::MAX)
+            .saturating_add(64 * 1024)
     } else if path == "/api/v1/campaigns" {
         MAX_CAMPAIGN_BODY_BYTES
     } else if path == "/api/v1/bot-config/import" {

@@ -107,6 +107,11 @@ pub async fn receive(
 }
 
 impl ReceivedFile {
+    /// The file's first bytes (up to 64), to recognise its type.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
     /// A 422 on `field` when the bytes are not of the declared type.
     pub fn check_type(&self, field: &str) -> Result<(), ApiError> {
         if content_matches(&self.mime, &self.head) {

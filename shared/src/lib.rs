@@ -11,6 +11,7 @@ pub mod db;
 pub mod events;
 pub mod inbox;
 pub mod jobs;
+pub mod kb;
 pub mod llm;
 pub mod meta;
 pub mod outbound;

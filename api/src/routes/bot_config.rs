@@ -309,9 +309,30 @@ async fn apply(
             "a LOCAL provider needs the server's OpenAI-compatible base URL",
         ));
     }
+    if let Some(p) = updated.embedding_provider.as_deref() {
+        let embeds = p
+            .parse::<Provider>()
+            .ok()
+            .and_then(wharf_shared::kb::embedding::default_model)
+            .is_some();
+        if !embeds {
+            return Err(ApiError::invalid_field(
+                "embeddingProvider",
+                format!("{p} has no embeddings API: use OPENAI, GOOGLE or LOCAL"),
+            ));
+        }
+        if p != updated.provider {
+            return Err(ApiError::invalid_field(
+                "embeddingProvider",
+                "embeddings are made with this config's API key, so they must come from its provider",
+            ));
+        }
+    }
     if updated.system_prompt != before.system_prompt || !has_versions(conn, id).await? {
         record_prompt_version(conn, org_id, id, &updated.system_prompt, user_id(auth)).await?;
     }
+    // A new embedding model re-indexes the knowledge base (old vectors serve meanwhile).
+    wharf_shared::kb::ingest::reindex_stale(conn, &state.secrets, org_id).await?;
     Ok(updated)
 }
 
@@ -513,6 +534,7 @@ async fn activate(
         .execute(&mut *tx)
         .await?;
     let c = fetch(&mut tx, org_id, id).await?;
+    wharf_shared::kb::ingest::reindex_stale(&mut tx, &state.secrets, org_id).await?;
     tx.commit().await?;
     Ok(Data::new(BotConfigOut::of(c, &state)))
 }

@@ -168,6 +168,8 @@ async fn restore_snapshot(
     let c = snapshots::restore(&mut tx, org_id, id, user_id(&auth))
         .await?
         .ok_or_else(|| ApiError::not_found("Snapshot"))?;
+    // Restored embedding settings re-index the knowledge base when they differ.
+    wharf_shared::kb::ingest::reindex_stale(&mut tx, &state.secrets, org_id).await?;
     tx.commit().await?;
     Ok(Data::new(BotConfigOut::of(c, &state)))
 }
@@ -319,6 +321,7 @@ async fn import(
             ImportError::Invalid(problems) => invalid_file(problems),
             ImportError::Database(e) => e.into(),
         })?;
+    wharf_shared::kb::ingest::reindex_stale(&mut tx, &state.secrets, org_id).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Data::new(BotConfigOut::of(c, &state))))
 }

@@ -7,8 +7,10 @@ pub mod admin_orgs;
 pub mod api_keys;
 pub mod auth;
 pub mod bot_config;
+pub mod bot_documents;
 pub mod bot_feedback;
 pub mod bot_intents;
+pub mod bot_media;
 pub mod bot_metrics;
 pub mod bot_portability;
 pub mod bot_presets;
@@ -226,6 +228,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(routing_runs::router())
         .merge(conversation_ai::router())
         .merge(bot_config::router())
+        .merge(bot_documents::router())
         .merge(bot_intents::router())
         .merge(bot_tools::router())
         .merge(bot_settings::router())
@@ -233,6 +236,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(bot_portability::router())
         .merge(bot_metrics::router())
         .merge(bot_feedback::router())
+        .merge(bot_media::router())
         .merge(tags::router())
         .merge(quick_replies::router())
 }

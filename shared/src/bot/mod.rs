@@ -8,6 +8,7 @@ pub mod assist;
 pub mod config;
 pub mod handoff;
 pub mod intents;
+pub mod media;
 pub mod metrics;
 pub mod portable;
 pub mod reclassify;

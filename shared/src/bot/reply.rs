@@ -224,7 +224,7 @@ pub fn build_request(cfg: &config::BotConfig, turns: Vec<(Role, String)>) -> Cha
 /// (`unanswered`, newest first) appended to the system prompt; also returns the passages, for
 /// the trace.
 pub async fn model_request(
-    pool: &PgPool,
+    searcher: &retrieval::Searcher<'_>,
     cfg: &config::BotConfig,
     turns: Vec<(Role, String)>,
     unanswered: &[&str],
@@ -235,7 +235,7 @@ pub async fn model_request(
         .copied()
         .collect::<Vec<_>>()
         .join("\n");
-    let passages = retrieval::retrieve(pool, cfg, &query).await?;
+    let passages = retrieval::retrieve(searcher, cfg, &query).await?;
     let mut request = build_request(cfg, turns);
     if !passages.is_empty() {
         request.system = Some(retrieval::with_context(&cfg.system_prompt, &passages));
@@ -395,7 +395,12 @@ pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutco
         })
         .collect();
     drop(conn);
-    let (request, passages) = model_request(d.pool, &cfg, turns, &unanswered).await?;
+    let searcher = retrieval::Searcher {
+        pool: d.pool,
+        llm: d.llm,
+        secrets: d.secrets,
+    };
+    let (request, passages) = model_request(&searcher, &cfg, turns, &unanswered).await?;
     let answer = d
         .llm
         .chat(c.org_id, &target, &request, &RetryPolicy::default())

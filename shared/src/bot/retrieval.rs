@@ -1,34 +1,26 @@
 //! The knowledge-base hook of the reply flow: the passages of the organization's documents
-//! that answer the customer's words, best first. The reply job calls [`retrieve`] before
-//! every model call, puts what it returns into the system prompt and records the chunk and
-//! document ids in its trace. Until document ingestion exists nothing is indexed, so it
-//! returns no passage and replies rely on the system prompt alone.
+//! that answer the customer's words, best first. The reply job (and the sandbox) call
+//! [`retrieve`] before every model call, put what it returns into the system prompt and
+//! record the chunk and document ids in the trace. With no document indexed it returns no
+//! passage and replies rely on the system prompt alone.
 
-use sqlx::PgPool;
-use uuid::Uuid;
+pub use crate::kb::search::{Passage, Searcher};
 
 use super::config::BotConfig;
-
-/// One passage of a document.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Passage {
-    pub chunk_id: Uuid,
-    pub document_id: Uuid,
-    pub document_name: String,
-    pub score: f64,
-    pub text: String,
-}
 
 /// Passages sent to the model at most.
 pub const TOP_K: usize = 5;
 
-/// The passages of `cfg`'s organization that best answer `query`.
+/// The passages of `cfg`'s organization that best answer `query` (hybrid retrieval, see
+/// `crate::kb::search`).
 pub async fn retrieve(
-    _pool: &PgPool,
-    _cfg: &BotConfig,
-    _query: &str,
+    s: &Searcher<'_>,
+    cfg: &BotConfig,
+    query: &str,
 ) -> Result<Vec<Passage>, sqlx::Error> {
-    Ok(Vec::new())
+    Ok(crate::kb::search::search(s, cfg.org_id, query, TOP_K)
+        .await?
+        .0)
 }
 
 /// The system prompt with the passages appended as numbered context.
@@ -48,6 +40,8 @@ pub fn with_context(system_prompt: &str, passages: &[Passage]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     #[test]

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{config, intents, load_settings, reply, usage};
+use super::{config, intents, load_settings, reply, retrieval, usage};
 use crate::{
     crypto::SecretBox,
     llm::{pricing, LlmClient, RetryPolicy, Role, Usage},
@@ -238,7 +238,12 @@ async fn ask_model(
         .last()
         .map(|(_, text)| text.clone())
         .unwrap_or_default();
-    let (request, _) = reply::model_request(d.pool, cfg, turns, &[last.as_str()]).await?;
+    let searcher = retrieval::Searcher {
+        pool: d.pool,
+        llm: d.llm,
+        secrets: d.secrets,
+    };
+    let (request, _) = reply::model_request(&searcher, cfg, turns, &[last.as_str()]).await?;
     let answer = match d
         .llm
         .chat(cfg.org_id, &target, &request, &RetryPolicy::default())

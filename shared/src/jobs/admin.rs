@@ -280,11 +280,14 @@ pub async fn retry_job(pool: &sqlx::PgPool, org: Option<Uuid>, id: i64) -> Resul
 /// Cancels jobs: pending ones become `cancelled` at once; running ones are asked to stop (their
 /// worker sees the request through NOTIFY at once, or its next heartbeat) and end `cancelled`.
 /// Returns how many jobs were cancelled or asked to stop.
-pub async fn cancel_jobs(
-    pool: &sqlx::PgPool,
+pub async fn cancel_jobs<'e, E>(
+    executor: E,
     org: Option<Uuid>,
     selection: &JobSelection,
-) -> Result<u64, JobsError> {
+) -> Result<u64, JobsError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
     let sql = format!(
         r#"
         WITH hit AS (
@@ -305,7 +308,7 @@ pub async fn cancel_jobs(
     let (n, _): (i64, i64) = Bound::new(org, selection)
         .bind(sqlx::query_as(&sql))
         .bind(NOTIFY_CHANNEL)
-        .fetch_one(pool)
+        .fetch_one(executor)
         .await?;
     Ok(n.max(0) as u64)
 }

@@ -217,13 +217,16 @@ pub(super) fn parse_chat(target: &Target, body: &Value, latency: Duration) -> Ch
 }
 
 pub(super) fn embed_one_body(text: &str) -> Value {
-    json!({"content": {"parts": [{"text": text}]}})
+    json!({"content": {"parts": [{"text": text}]}, "outputDimensionality": super::EMBEDDING_DIMENSIONS})
 }
 
 pub(super) fn embed_batch_body(model: &str, inputs: &[String]) -> Value {
     let requests: Vec<Value> = inputs
         .iter()
-        .map(|t| json!({"model": format!("models/{}", model_id(model)), "content": {"parts": [{"text": t}]}}))
+        .map(|t| {
+            json!({"model": format!("models/{}", model_id(model)), "content": {"parts": [{"text": t}]},
+                   "outputDimensionality": super::EMBEDDING_DIMENSIONS})
+        })
         .collect();
     json!({"requests": requests})
 }

@@ -161,7 +161,12 @@ pub(super) fn parse_chat(target: &Target, body: &Value, latency: Duration) -> Ch
 }
 
 pub(super) fn embed_body(model: &str, inputs: &[String]) -> Value {
-    json!({"model": model, "input": inputs, "encoding_format": "float"})
+    let mut body = json!({"model": model, "input": inputs, "encoding_format": "float"});
+    // v3 models may shorten their vectors; ada-002 and local models keep their own size.
+    if model.starts_with("text-embedding-3") {
+        body["dimensions"] = json!(super::EMBEDDING_DIMENSIONS);
+    }
+    body
 }
 
 pub(super) fn parse_embeddings(body: &Value, expected: usize) -> Result<Embeddings, LlmError> {

@@ -9,6 +9,7 @@ pub mod campaigns;
 pub mod diag;
 pub mod download_media;
 pub mod idle_agents;
+pub mod ingest_document;
 pub mod maintenance;
 pub mod maintenance_windows;
 pub mod process_webhook;
@@ -76,6 +77,10 @@ pub fn register_domain(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
         .register::<wharf_shared::bot::reclassify::Categorize, _, _>({
             let deps = deps.clone();
             move |ctx, payload| reclassify::categorize(ctx, deps.clone(), payload)
+        })
+        .register::<wharf_shared::kb::ingest::IngestDocument, _, _>({
+            let deps = deps.clone();
+            move |ctx, payload| ingest_document::run(ctx, deps.clone(), payload)
         })
         .register::<wharf_shared::bot::reply::BotReply, _, _>(move |ctx, payload| {
             bot_reply::run(ctx, deps.clone(), payload)
