@@ -33,6 +33,8 @@ pub use state::AppState;
 pub fn app(state: AppState) -> Router {
     let (api, mut spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", routes::api_v1())
+        // The HydraCore channels dialect lives at the root: `/v1/instances/...`.
+        .nest("/v1", routes::hydracore::router())
         .split_for_parts();
     openapi::add_error_responses_everywhere(&mut spec);
     api.merge(routes::docs::router(spec))

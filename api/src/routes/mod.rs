@@ -27,6 +27,7 @@ pub mod docs;
 pub mod events;
 pub mod failed_messages;
 pub mod health;
+pub mod hydracore;
 pub mod messages;
 pub mod metrics;
 pub mod outbound;
@@ -38,6 +39,7 @@ pub mod tags;
 pub mod teams;
 pub mod templates;
 pub mod users;
+pub mod wa;
 pub mod webhooks;
 pub mod whatsapp_accounts;
 
@@ -228,6 +230,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(routing_runs::router())
         .merge(conversation_ai::router())
         .merge(bot_config::router())
+        .merge(wa::router())
         .merge(bot_documents::router())
         .merge(bot_intents::router())
         .merge(bot_tools::router())

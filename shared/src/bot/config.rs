@@ -52,6 +52,28 @@ pub async fn active(
     .await
 }
 
+/// The id of the config that answers conversation `$2` of organization `$1`: its number's own
+/// bot when it has one, else the organization's active config.
+pub const CONFIG_OF_CONVERSATION: &str =
+    "SELECT COALESCE(a.bot_config_id, (SELECT c.id FROM bot_configs c WHERE c.org_id = $1 AND c.is_active))
+       FROM conversations v JOIN whatsapp_accounts a ON a.id = v.account_id
+      WHERE v.id = $2 AND v.org_id = $1";
+
+/// The config that answers a conversation (see [`CONFIG_OF_CONVERSATION`]).
+pub async fn for_conversation(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    conversation_id: Uuid,
+) -> Result<Option<BotConfig>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bot_configs WHERE org_id = $1 AND id = ({CONFIG_OF_CONVERSATION})"
+    ))
+    .bind(org_id)
+    .bind(conversation_id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// What the message the customer hears when the bot hands over, unless the config says.
 pub const DEFAULT_HANDOFF_MESSAGE: &str =
     "Thanks for your patience. A member of our team will continue this conversation shortly.";

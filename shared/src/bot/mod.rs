@@ -50,19 +50,25 @@ pub async fn load_settings(
     }))
 }
 
-/// Whether a conversation that was just created goes to the bot: the organization enabled
-/// the bot and has an active config.
+/// Whether a conversation that was just created on number `account_id` goes to the bot: the
+/// number's AI auto-reply is on, and the number has its own bot (link-bot, a HydraCore
+/// instance) or the organization enabled the bot and has an active config.
 pub async fn conversation_starts_with_bot(
     conn: &mut PgConnection,
     org_id: Uuid,
+    account_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM org_bot_settings s JOIN bot_configs c ON c.org_id = s.org_id AND c.is_active
-                         WHERE s.org_id = $1 AND s.bot_enabled)",
+        "SELECT a.ai_autoreply AND (a.bot_config_id IS NOT NULL OR EXISTS (
+                    SELECT 1 FROM org_bot_settings s JOIN bot_configs c ON c.org_id = s.org_id AND c.is_active
+                     WHERE s.org_id = $1 AND s.bot_enabled))
+           FROM whatsapp_accounts a WHERE a.id = $2 AND a.org_id = $1",
     )
     .bind(org_id)
-    .fetch_one(conn)
+    .bind(account_id)
+    .fetch_optional(conn)
     .await
+    .map(|v| v.unwrap_or(false))
 }
 
 /// Enqueues the reply to customer message `message_id` of a BOT_HANDLING conversation, to run
@@ -75,10 +81,12 @@ pub async fn enqueue_reply(
     message_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), JobsError> {
-    let debounce: i32 = sqlx::query_scalar(
-        "SELECT debounce_seconds FROM bot_configs WHERE org_id = $1 AND is_active",
-    )
+    let debounce: i32 = sqlx::query_scalar(&format!(
+        "SELECT c.debounce_seconds FROM bot_configs c WHERE c.id = ({})",
+        config::CONFIG_OF_CONVERSATION
+    ))
     .bind(org_id)
+    .bind(conversation_id)
     .fetch_optional(&mut *conn)
     .await?
     .unwrap_or(0);

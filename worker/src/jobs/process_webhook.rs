@@ -554,7 +554,9 @@ impl Processor<'_> {
         .fetch_one(&mut *self.tx)
         .await?;
         // A new conversation starts with the bot when the organization has one enabled.
-        if created && bot::conversation_starts_with_bot(&mut self.tx, account.org_id).await? {
+        if created
+            && bot::conversation_starts_with_bot(&mut self.tx, account.org_id, account.id).await?
+        {
             sqlx::query("UPDATE conversations SET status = 'BOT_HANDLING' WHERE id = $1")
                 .bind(conversation_id)
                 .execute(&mut *self.tx)
