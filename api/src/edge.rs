@@ -48,6 +48,7 @@ pub fn body_limit(path: &str) -> usize {
         || (path.starts_with("/api/v1/conversations/") && path.ends_with("/messages/media"))
         || (path.starts_with("/api/v1/quick-replies/") && path.ends_with("/media"))
         || path == "/api/v1/bot-config/media"
+        || path == "/api/v1/whatsapp/media"
     {
         MAX_UPLOAD_BYTES
     } else if path == "/api/v1/bot-config/documents" {
@@ -56,7 +57,7 @@ pub fn body_limit(path: &str) -> usize {
         usize::try_from(wharf_shared::kb::documents::max_document_bytes())
             .unwrap_or(usize::MAX)
             .saturating_add(64 * 1024)
-    } else if path == "/api/v1/campaigns" {
+    } else if path == "/api/v1/campaigns" || path == "/api/v1/whatsapp/campaigns" {
         MAX_CAMPAIGN_BODY_BYTES
     } else if path == "/api/v1/bot-config/import" {
         MAX_BOT_IMPORT_BODY_BYTES

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod kb;
 pub mod llm;
 pub mod meta;
+pub mod onboarding;
 pub mod outbound;
 pub mod ratelimit;
 pub mod redis_conn;

@@ -17,7 +17,7 @@
 //! `migrations/0007_campaigns.sql`.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashSet},
     convert::Infallible,
     time::Duration,
 };
@@ -41,8 +41,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wharf_shared::{
-    accounts,
-    campaigns::{self, pricing, TemplateVars},
+    campaigns::{
+        self, audience,
+        create::{self, CampaignTemplate},
+        meta_costs, pricing,
+    },
     meta::MetaClient,
 };
 
@@ -294,22 +297,22 @@ pub struct CreateCampaign {
     pub recipients: Option<Vec<Value>>,
 }
 
-/// One input row before validation.
-struct InputRow {
-    row: i32,
-    phone: String,
-    name: Option<String>,
-    vars: BTreeMap<String, String>,
-    /// Positional variables given as an array (its length, for the error message).
-    error: Option<String>,
-}
-
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Rejected {
     /// JSON: 1-based index in `recipients`; CSV: line number (the header is line 1).
     pub row: i32,
     pub phone: String,
     pub reason: String,
+}
+
+impl From<audience::Rejected> for Rejected {
+    fn from(r: audience::Rejected) -> Self {
+        Self {
+            row: r.row,
+            phone: r.phone,
+            reason: r.reason,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -323,229 +326,6 @@ pub struct CreatedCampaign {
     pub rejected: Vec<Rejected>,
 }
 
-fn value_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// `{{1}}` → `1`; trims.
-fn var_key(k: &str) -> String {
-    let k = k.trim();
-    k.strip_prefix("{{")
-        .and_then(|r| r.strip_suffix("}}"))
-        .unwrap_or(k)
-        .trim()
-        .to_string()
-}
-
-fn json_rows(recipients: Vec<Value>) -> Vec<InputRow> {
-    recipients
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let row = i as i32 + 1;
-            let Value::Object(o) = r else {
-                return InputRow {
-                    row,
-                    phone: value_text(&r).unwrap_or_default(),
-                    name: None,
-                    vars: BTreeMap::new(),
-                    error: Some("a recipient must be an object with a phone".into()),
-                };
-            };
-            let phone = o
-                .get("phone")
-                .or(o.get("phoneNumber"))
-                .and_then(value_text)
-                .unwrap_or_default();
-            let name = o.get("name").and_then(Value::as_str).map(str::to_string);
-            let mut vars = BTreeMap::new();
-            let mut error = None;
-            for (k, v) in &o {
-                if matches!(k.as_str(), "phone" | "phoneNumber" | "name" | "variables") {
-                    continue;
-                }
-                if let Some(t) = value_text(v) {
-                    vars.insert(var_key(k), t);
-                }
-            }
-            match o.get("variables") {
-                Some(Value::Object(m)) => {
-                    for (k, v) in m {
-                        match value_text(v) {
-                            Some(t) => {
-                                vars.insert(var_key(k), t);
-                            }
-                            None => {
-                                error = Some(format!("variable {k} must be a string or a number"))
-                            }
-                        }
-                    }
-                }
-                Some(Value::Array(a)) => {
-                    for (j, v) in a.iter().enumerate() {
-                        match value_text(v) {
-                            Some(t) => {
-                                vars.insert((j + 1).to_string(), t);
-                            }
-                            None => {
-                                error =
-                                    Some(format!("variable {} must be a string or a number", j + 1))
-                            }
-                        }
-                    }
-                }
-                None | Some(Value::Null) => {}
-                Some(_) => error = Some("variables must be an object or an array".into()),
-            }
-            if phone.is_empty() && error.is_none() {
-                error = Some("phone is required".into());
-            }
-            InputRow {
-                row,
-                phone,
-                name,
-                vars,
-                error,
-            }
-        })
-        .collect()
-}
-
-/// Splits CSV text into records (RFC 4180: quotes, doubled quotes, CRLF), each with the line
-/// it starts on.
-fn csv_records(text: &str, delimiter: char) -> Vec<(i32, Vec<String>)> {
-    let mut out = Vec::new();
-    let mut line = 1;
-    let mut start_line = 1;
-    let mut field = String::new();
-    let mut record: Vec<String> = Vec::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    let mut any = false;
-    while let Some(ch) = chars.next() {
-        if quoted {
-            match ch {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => quoted = false,
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                c => field.push(c),
-            }
-            continue;
-        }
-        match ch {
-            '"' if field.is_empty() => {
-                quoted = true;
-                any = true;
-            }
-            c if c == delimiter => {
-                record.push(std::mem::take(&mut field));
-                any = true;
-            }
-            '\r' => {}
-            '\n' => {
-                record.push(std::mem::take(&mut field));
-                if any || record.iter().any(|f| !f.trim().is_empty()) {
-                    out.push((start_line, std::mem::take(&mut record)));
-                }
-                record.clear();
-                any = false;
-                line += 1;
-                start_line = line;
-            }
-            c => {
-                field.push(c);
-                any = true;
-            }
-        }
-    }
-    if any || !field.is_empty() {
-        record.push(field);
-        out.push((start_line, record));
-    }
-    out
-}
-
-const PHONE_COLUMNS: [&str; 8] = [
-    "phone",
-    "phone_number",
-    "phonenumber",
-    "number",
-    "mobile",
-    "wa_id",
-    "whatsapp",
-    "telefone",
-];
-
-fn csv_rows(bytes: &[u8]) -> Result<Vec<InputRow>, ApiError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| ApiError::invalid_field("file", "the CSV must be UTF-8 text"))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let first = text.lines().next().unwrap_or_default();
-    let delimiter = if !first.contains(',') && first.contains(';') {
-        ';'
-    } else {
-        ','
-    };
-    let mut records = csv_records(text, delimiter).into_iter();
-    let Some((_, header)) = records.next() else {
-        return Err(ApiError::invalid_field("file", "the CSV is empty"));
-    };
-    let header: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
-    let phone_col = header
-        .iter()
-        .position(|h| PHONE_COLUMNS.contains(&h.to_lowercase().as_str()))
-        .ok_or_else(|| ApiError::invalid_field("file", "the CSV header needs a phone column (phone, phone_number, number, mobile or wa_id)"))?;
-    let name_col = header.iter().position(|h| h.eq_ignore_ascii_case("name"));
-    Ok(records
-        .map(|(line, fields)| {
-            let get = |i: usize| {
-                fields
-                    .get(i)
-                    .map(|f| f.trim().to_string())
-                    .unwrap_or_default()
-            };
-            let mut vars = BTreeMap::new();
-            for (i, h) in header.iter().enumerate() {
-                if i == phone_col || Some(i) == name_col || h.is_empty() {
-                    continue;
-                }
-                let v = get(i);
-                if !v.is_empty() {
-                    vars.insert(var_key(h), v);
-                }
-            }
-            let phone = get(phone_col);
-            let error = (fields.len() > header.len())
-                .then(|| {
-                    format!(
-                        "{} fields where the header has {}",
-                        fields.len(),
-                        header.len()
-                    )
-                })
-                .or_else(|| phone.is_empty().then(|| "phone is empty".to_string()));
-            InputRow {
-                row: line,
-                phone,
-                name: name_col.map(get).filter(|n| !n.is_empty()),
-                vars,
-                error,
-            }
-        })
-        .collect())
-}
-
 /// The fields of a create request once its recipients are read (from JSON or CSV).
 struct CreateInput {
     name: Option<String>,
@@ -553,7 +333,7 @@ struct CreateInput {
     account_id: Option<String>,
     scheduled_at: Option<DateTime<Utc>>,
     header_media_link: Option<String>,
-    rows: Option<Vec<InputRow>>,
+    rows: Option<Vec<audience::InputRow>>,
 }
 
 async fn read_create(state: &AppState, req: Request) -> ApiResult<CreateInput> {
@@ -590,7 +370,12 @@ async fn read_create(state: &AppState, req: Request) -> ApiResult<CreateInput> {
             }
             let text = || String::from_utf8_lossy(&data).trim().to_string();
             match fname.as_str() {
-                "file" => input.rows = Some(csv_rows(&data)?),
+                "file" => {
+                    input.rows = Some(
+                        audience::csv_rows(&data)
+                            .map_err(|m| ApiError::invalid_field("file", m))?,
+                    )
+                }
                 "name" => input.name = Some(text()),
                 "templateId" => input.template_id = Some(text()),
                 "accountId" => input.account_id = Some(text()).filter(|s| !s.is_empty()),
@@ -635,116 +420,46 @@ async fn read_create(state: &AppState, req: Request) -> ApiResult<CreateInput> {
         account_id: body.account_id,
         scheduled_at: body.scheduled_at,
         header_media_link: body.header_media_link,
-        rows: body.recipients.map(json_rows),
+        rows: body.recipients.map(audience::json_rows),
     })
-}
-
-#[derive(sqlx::FromRow)]
-struct TemplateRow {
-    id: Uuid,
-    account_id: Uuid,
-    name: String,
-    language: String,
-    category: String,
-    status: String,
-    parameter_format: String,
-    components: Value,
 }
 
 async fn load_template(
     state: &AppState,
     org_id: Uuid,
     template_id: Option<&str>,
-) -> ApiResult<TemplateRow> {
+) -> ApiResult<CampaignTemplate> {
     let Some(raw) = template_id.map(str::trim).filter(|s| !s.is_empty()) else {
         return Err(ApiError::missing_field("templateId"));
     };
     let not_found =
         || ApiError::invalid_field("templateId", "no such template in this organization");
     let id = Uuid::parse_str(raw).map_err(|_| not_found())?;
-    let t: TemplateRow = sqlx::query_as(
-        "SELECT id, account_id, name, language, category, status, parameter_format, components FROM message_templates
-          WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(id)
-    .bind(org_id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(not_found)?;
-    Ok(t)
+    create::template_by_id(&state.db, org_id, id)
+        .await?
+        .ok_or_else(not_found)
 }
 
-/// Phones among `phones` whose customer wrote to `account_id` in the last 24 h.
-async fn open_windows(
-    db: &PgPool,
-    org_id: Uuid,
-    account_id: Uuid,
-    phones: &[String],
-) -> Result<HashSet<String>, sqlx::Error> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT ct.wa_id FROM contacts ct JOIN conversations c ON c.contact_id = ct.id
-          WHERE ct.org_id = $1 AND c.account_id = $2 AND ct.wa_id = ANY($3)
-            AND c.last_inbound_at > now() - interval '24 hours'",
-    )
-    .bind(org_id)
-    .bind(account_id)
-    .bind(phones)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// A valid, deduplicated recipient.
-struct Accepted {
-    row: i32,
-    phone: String,
-    name: Option<String>,
-    vars: BTreeMap<String, String>,
-}
-
-/// Normalises, deduplicates and checks the variables of every row.
-fn screen(rows: Vec<InputRow>, vars: Option<&TemplateVars>) -> (Vec<Accepted>, Vec<Rejected>) {
-    let mut seen: HashMap<String, i32> = HashMap::with_capacity(rows.len());
-    let mut ok = Vec::with_capacity(rows.len());
-    let mut bad = Vec::new();
-    for r in rows {
-        let reject = |reason: String| Rejected {
-            row: r.row,
-            phone: r.phone.clone(),
-            reason,
-        };
-        if let Some(e) = &r.error {
-            bad.push(reject(e.clone()));
-            continue;
-        }
-        let phone = match campaigns::normalize_phone(&r.phone) {
-            Ok(p) => p,
-            Err(e) => {
-                bad.push(reject(e.to_string()));
-                continue;
-            }
-        };
-        if let Some(first) = seen.get(&phone) {
-            bad.push(reject(format!("duplicate of row {first}")));
-            continue;
-        }
-        let kept = match vars.map(|v| v.check(&r.vars)) {
-            Some(Err(e)) => {
-                bad.push(reject(e));
-                continue;
-            }
-            Some(Ok(k)) => k,
-            None => BTreeMap::new(),
-        };
-        seen.insert(phone.clone(), r.row);
-        ok.push(Accepted {
-            row: r.row,
-            phone,
-            name: r.name.map(|n| n.chars().take(200).collect()),
-            vars: kept,
-        });
+/// A campaign creation error with the field named `template_field` / `account_field` /
+/// `header_field` in the caller's dialect.
+pub(crate) fn create_error(
+    e: create::CreateError,
+    template_field: &str,
+    account_field: &str,
+    header_field: &str,
+) -> ApiError {
+    match e {
+        create::CreateError::Invalid { field, msg } => ApiError::invalid_field(
+            match field {
+                create::Field::Template => template_field,
+                create::Field::Account => account_field,
+                create::Field::HeaderMediaLink => header_field,
+            },
+            msg,
+        ),
+        create::CreateError::Db(e) => e.into(),
+        create::CreateError::Jobs(e) => e.into(),
     }
-    (ok, bad)
 }
 
 /// Create a campaign (JSON recipients or a CSV upload); its audience is frozen here.
@@ -789,143 +504,33 @@ async fn create_campaign(
     }
     v.into_result()?;
     let template = load_template(&state, org_id, input.template_id.as_deref()).await?;
-    if template.status != "APPROVED" {
-        return Err(ApiError::invalid_field(
-            "templateId",
-            format!(
-                "template {} is {}; only APPROVED templates can be sent",
-                template.name, template.status
-            ),
-        ));
-    }
     let account_id = match input.account_id.as_deref() {
-        Some(raw) => Uuid::parse_str(raw)
-            .map_err(|_| ApiError::invalid_field("accountId", "no such WhatsApp account"))?,
-        None => template.account_id,
+        Some(raw) => Some(
+            Uuid::parse_str(raw)
+                .map_err(|_| ApiError::invalid_field("accountId", "no such WhatsApp account"))?,
+        ),
+        None => None,
     };
-    if account_id != template.account_id {
-        return Err(ApiError::invalid_field(
-            "accountId",
-            "the template belongs to another WhatsApp account (templates are per WABA)",
-        ));
-    }
-    let account_status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM whatsapp_accounts WHERE id = $1 AND org_id = $2")
-            .bind(account_id)
-            .bind(org_id)
-            .fetch_optional(&state.db)
-            .await?;
-    match account_status.as_deref() {
-        None => {
-            return Err(ApiError::invalid_field(
-                "accountId",
-                "no such WhatsApp account",
-            ))
-        }
-        Some("DISCONNECTED") => {
-            return Err(ApiError::invalid_field(
-                "accountId",
-                "this WhatsApp number is disconnected",
-            ))
-        }
-        _ => {}
-    }
-    let vars = TemplateVars::of(&template.components, &template.parameter_format);
-    if vars.dynamic_buttons {
-        return Err(ApiError::invalid_field(
-            "templateId",
-            "templates with dynamic buttons (URL suffix, OTP, coupon code) cannot be used in campaigns yet",
-        ));
-    }
-    if let (Some(format), None) = (&vars.header_media, &input.header_media_link) {
-        return Err(ApiError::invalid_field(
-            "headerMediaLink",
-            format!("this template has a {format} header: give headerMediaLink"),
-        ));
-    }
-    let (accepted, rejected) = screen(rows, Some(&vars));
-
-    let phones: Vec<String> = accepted.iter().map(|a| a.phone.clone()).collect();
-    let free = if template.category == "UTILITY" {
-        open_windows(&state.db, org_id, account_id, &phones).await?
-    } else {
-        HashSet::new()
-    };
-    let n = accepted.len();
-    let (mut rows_n, mut names, mut var_json, mut countries, mut costs) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let mut estimated = 0.0;
-    for a in &accepted {
-        let cost = pricing::unit_price(&template.category, &a.phone, free.contains(&a.phone));
-        estimated += cost;
-        rows_n.push(a.row);
-        names.push(a.name.clone());
-        var_json.push(serde_json::to_string(&a.vars).unwrap_or_else(|_| "{}".into()));
-        countries.push(pricing::market(&a.phone).country);
-        costs.push(cost);
-    }
-    let status = if input.scheduled_at.is_some() {
-        "SCHEDULED"
-    } else {
-        "DRAFT"
-    };
-    let mut tx = state.db.begin().await?;
-    let id: Uuid = sqlx::query_scalar(
-        "INSERT INTO campaigns (org_id, account_id, name, template_id, template_name, template_language, template_category,
-                parameter_format, template_components, header_media_link, status, scheduled_at, created_by, recipient_count,
-                rejected_count, estimated_cost, currency, rate_table_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+    let created = create::create(
+        &state.db,
+        &template,
+        create::NewCampaign {
+            org_id,
+            name: input.name.unwrap_or_default(),
+            account_id,
+            scheduled_at: input.scheduled_at,
+            header_media_link: input.header_media_link,
+            created_by: user_id(&auth),
+            rows,
+        },
     )
-    .bind(org_id)
-    .bind(account_id)
-    .bind(input.name.as_deref().unwrap_or_default().trim())
-    .bind(template.id)
-    .bind(&template.name)
-    .bind(&template.language)
-    .bind(&template.category)
-    .bind(&template.parameter_format)
-    .bind(&template.components)
-    .bind(&input.header_media_link)
-    .bind(status)
-    .bind(input.scheduled_at)
-    .bind(user_id(&auth))
-    .bind(n as i32)
-    .bind(rejected.len() as i32)
-    .bind(estimated)
-    .bind(pricing::CURRENCY)
-    .bind(pricing::RATE_TABLE_VERSION)
-    .fetch_one(&mut *tx)
-    .await?;
-    // The whole audience in one statement.
-    sqlx::query(
-        "INSERT INTO campaign_recipients (campaign_id, org_id, row_number, phone, name, variables, country, unit_cost)
-         SELECT $1, $2, u.row_number, u.phone, u.name, u.variables::jsonb, u.country, u.unit_cost
-           FROM UNNEST($3::int4[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])
-                AS u(row_number, phone, name, variables, country, unit_cost)",
-    )
-    .bind(id)
-    .bind(org_id)
-    .bind(&rows_n)
-    .bind(&phones)
-    .bind(&names)
-    .bind(&var_json)
-    .bind(&countries)
-    .bind(&costs)
-    .execute(&mut *tx)
-    .await?;
-    if let Some(at) = input.scheduled_at {
-        campaigns::schedule_launch(&mut tx, org_id, id, at).await?;
-    }
-    tx.commit().await?;
+    .await
+    .map_err(|e| create_error(e, "templateId", "accountId", "headerMediaLink"))?;
+    let (id, n, rejected) = (created.id, created.accepted, created.rejected);
     tracing::info!(campaign_id = %id, accepted = n, rejected = rejected.len(), elapsed_ms = started.elapsed().as_millis() as u64, "campaign created");
     let campaign = fetch_campaign(&state.db, org_id, id).await?;
     let rejected_total = rejected.len();
-    let mut rejected = rejected;
+    let mut rejected: Vec<Rejected> = rejected.into_iter().map(Rejected::from).collect();
     rejected.truncate(MAX_REJECTED_LISTED);
     Ok((
         StatusCode::CREATED,
@@ -1029,10 +634,11 @@ async fn estimate(
 ) -> ApiResult<Json<Data<EstimateOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let template = load_template(&state, org_id, Some(&body.template_id)).await?;
-    let (accepted, mut rejected) = screen(json_rows(body.recipients), None);
+    let (accepted, rejected) = audience::screen(audience::json_rows(body.recipients), None);
+    let mut rejected: Vec<Rejected> = rejected.into_iter().map(Rejected::from).collect();
     let phones: Vec<String> = accepted.iter().map(|a| a.phone.clone()).collect();
     let free = if template.category == "UTILITY" {
-        open_windows(&state.db, org_id, template.account_id, &phones).await?
+        create::open_windows(&state.db, org_id, template.account_id, &phones).await?
     } else {
         HashSet::new()
     };
@@ -1588,6 +1194,15 @@ async fn current_status(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<S
     .ok_or_else(|| ApiError::not_found("Campaign"))
 }
 
+pub(crate) fn launch_error(e: create::LaunchError) -> ApiError {
+    match e {
+        create::LaunchError::NotFound => ApiError::not_found("Campaign"),
+        e @ create::LaunchError::NotLaunchable(_) => ApiError::Conflict(e.to_string()),
+        create::LaunchError::Db(e) => e.into(),
+        create::LaunchError::Jobs(e) => e.into(),
+    }
+}
+
 /// Launch now (DRAFT or SCHEDULED → RUNNING): the dispatcher starts within a moment.
 #[utoipa::path(post, path = "/campaigns/{id}/launch", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Data<CampaignOut>), (status = 404), (status = 409)))]
@@ -1598,25 +1213,10 @@ async fn launch(
 ) -> ApiResult<Json<Data<CampaignOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_SEND)?;
     let id = campaign_id(&id)?;
-    let status = current_status(&state, org_id, id).await?;
     let mut tx = state.db.begin().await?;
-    let done = sqlx::query(
-        "UPDATE campaigns SET status = 'RUNNING', launched_at = now(), paused_reason = NULL
-          WHERE id = $1 AND org_id = $2 AND status IN ('DRAFT', 'SCHEDULED') AND deleted_at IS NULL",
-    )
-    .bind(id)
-    .bind(org_id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::Conflict(format!(
-            "Only DRAFT or SCHEDULED campaigns can be launched (this one is {status})"
-        )));
-    }
-    campaigns::enqueue_dispatch(&mut tx, org_id, id)
+    create::launch(&mut tx, org_id, id)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    campaigns::unschedule_launch(&mut tx, &[id]).await?;
+        .map_err(launch_error)?;
     tx.commit().await?;
     Ok(Data::new(fetch_campaign(&state.db, org_id, id).await?))
 }
@@ -1890,9 +1490,6 @@ pub struct MetaCostsOut {
     pub lines: Vec<MetaCostLine>,
 }
 
-/// (country, pricing category, pricing type).
-type CostKey = (Option<String>, Option<String>, Option<String>);
-
 /// `pricing_analytics` of a WABA between two instants, aggregated by (country, category, type).
 async fn pricing_analytics(
     state: &AppState,
@@ -1900,70 +1497,38 @@ async fn pricing_analytics(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> ApiResult<MetaCostsOut> {
-    let acc = accounts::credentials(&state.db, &state.secrets, account_id)
-        .await
-        .map_err(ApiError::Internal)?
-        .ok_or_else(|| ApiError::not_found("WhatsApp account"))?;
-    if acc.status != "CONNECTED" {
-        // A disconnected account's token is gone, a NEEDS_REAUTH one is refused: asking Meta
-        // would only fail.
-        return Err(ApiError::Conflict(format!(
-            "The WhatsApp account is {}: Meta's costs can be read once it is connected again",
-            acc.status
-        )));
-    }
     let meta = MetaClient::from_config(&state.config);
-    let fields = format!(
-        "pricing_analytics.start({}).end({}).granularity(DAILY).dimensions(PRICING_CATEGORY,PRICING_TYPE,COUNTRY)",
-        start.timestamp(),
-        end.timestamp()
-    );
-    let v = meta
-        .get_json(
-            acc.access_token.expose(),
-            &acc.waba_id,
-            &[("fields", fields.as_str())],
-        )
+    let c = meta_costs::pricing_analytics(&state.db, &state.secrets, &meta, account_id, start, end)
         .await
-        .map_err(|e| ApiError::from_meta(&e, "pricing analytics"))?;
-    let mut agg: BTreeMap<CostKey, (i64, f64)> = BTreeMap::new();
-    for block in v["pricing_analytics"]["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        for p in block["data_points"].as_array().into_iter().flatten() {
-            let key = (
-                p["country"].as_str().map(str::to_string),
-                p["pricing_category"].as_str().map(str::to_string),
-                p["pricing_type"].as_str().map(str::to_string),
-            );
-            let e = agg.entry(key).or_default();
-            e.0 += p["volume"].as_i64().unwrap_or(0);
-            e.1 += p["cost"].as_f64().unwrap_or(0.0);
-        }
-    }
-    let lines: Vec<MetaCostLine> = agg
-        .into_iter()
-        .map(
-            |((country, pricing_category, pricing_type), (volume, cost))| MetaCostLine {
-                country,
-                pricing_category,
-                pricing_type,
-                volume,
-                cost,
-            },
-        )
-        .collect();
+        .map_err(meta_costs_error)?;
     Ok(MetaCostsOut {
-        account_id,
-        waba_id: acc.waba_id,
-        start,
-        end,
-        total_cost: lines.iter().map(|l| l.cost).sum(),
-        total_volume: lines.iter().map(|l| l.volume).sum(),
-        lines,
+        account_id: c.account_id,
+        waba_id: c.waba_id,
+        start: c.start,
+        end: c.end,
+        total_cost: c.total_cost,
+        total_volume: c.total_volume,
+        lines: c
+            .lines
+            .into_iter()
+            .map(|l| MetaCostLine {
+                country: l.country,
+                pricing_category: l.pricing_category,
+                pricing_type: l.pricing_type,
+                volume: l.volume,
+                cost: l.cost,
+            })
+            .collect(),
     })
+}
+
+pub(crate) fn meta_costs_error(e: meta_costs::Error) -> ApiError {
+    match e {
+        meta_costs::Error::NotFound => ApiError::not_found("WhatsApp account"),
+        e @ meta_costs::Error::NotConnected(_) => ApiError::Conflict(e.to_string()),
+        meta_costs::Error::Meta(e) => ApiError::from_meta(&e, "pricing analytics"),
+        meta_costs::Error::Other(e) => ApiError::Internal(e),
+    }
 }
 
 /// Real costs from Meta per WABA of the organization (last 90 days, pricing_analytics).
@@ -1974,12 +1539,7 @@ async fn meta_costs(
     auth: Auth,
 ) -> ApiResult<Json<Data<Vec<MetaCostsOut>>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_READ)?;
-    let accounts: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT DISTINCT ON (waba_id) id FROM whatsapp_accounts WHERE org_id = $1 AND status <> 'DISCONNECTED' ORDER BY waba_id, created_at",
-    )
-    .bind(org_id)
-    .fetch_all(&state.db)
-    .await?;
+    let accounts = meta_costs::org_accounts(&state.db, org_id).await?;
     let end = Utc::now();
     let start = end - chrono::Duration::days(90);
     let mut out = Vec::new();
@@ -2060,21 +1620,6 @@ async fn meta_cost(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_lines_and_quotes() {
-        let recs = csv_records(
-            "phone,name\n+1 415,\"A, \"\"B\"\"\"\n\n\"12\n34\",x\n5,y",
-            ',',
-        );
-        assert_eq!(recs.len(), 4);
-        assert_eq!(
-            recs[1],
-            (2, vec!["+1 415".to_string(), "A, \"B\"".to_string()])
-        );
-        assert_eq!(recs[2].0, 4);
-        assert_eq!(recs[3], (6, vec!["5".to_string(), "y".to_string()]));
-    }
 
     #[test]
     fn csv_export_fields() {

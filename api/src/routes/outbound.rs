@@ -63,7 +63,7 @@ pub enum OutboundType {
 }
 
 impl OutboundType {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Text => "text",
             Self::Template => "template",
@@ -396,7 +396,7 @@ fn template_language(lang: &Value) -> Option<String> {
 }
 
 /// The Cloud API object for the message's type (without envelope).
-fn type_object(req: &SendRequest) -> Value {
+pub(crate) fn type_object(req: &SendRequest) -> Value {
     match req.kind {
         OutboundType::Text => {
             let t = req.text.as_ref().expect("validated");
@@ -462,7 +462,7 @@ pub(crate) async fn load_target(
         .ok_or_else(|| ApiError::not_found("Conversation"))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
@@ -482,7 +482,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 
 /// Returns the message an Idempotency-Key already produced, or a 409 if the key was used for
 /// a different request.
-async fn replay(
+pub(crate) async fn replay(
     state: &AppState,
     org_id: Uuid,
     key: &str,
@@ -548,7 +548,7 @@ pub(crate) fn ensure_sendable(target: &Target) -> ApiResult<()> {
     Ok(())
 }
 
-fn window_closed() -> ApiError {
+pub(crate) fn window_closed() -> ApiError {
     ApiError::Validation(vec![crate::error::FieldError::new(
         &["body", "type"],
         "The 24-hour customer service window is closed: the customer has not written in the last 24 hours. \
@@ -618,7 +618,7 @@ async fn send_message(
 
 /// Validates a JSON body already read as bytes (the handler needed the raw bytes for the
 /// idempotency hash).
-fn parse_valid<T: serde::de::DeserializeOwned + Validate>(
+pub(crate) fn parse_valid<T: serde::de::DeserializeOwned + Validate>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<ValidJson<T>> {
@@ -641,7 +641,7 @@ fn parse_valid<T: serde::de::DeserializeOwned + Validate>(
 }
 
 /// What the inbox shows for an outbound message: the same keys inbound messages use.
-fn content_of(req: &SendRequest, object: &Value) -> Value {
+pub(crate) fn content_of(req: &SendRequest, object: &Value) -> Value {
     match req.kind {
         OutboundType::Text => json!({"body": object["body"]}),
         OutboundType::Template => json!({"template": object}),
@@ -688,7 +688,7 @@ async fn reply_wamid(
 }
 
 /// Meta's media limits by type (ARCHITECTURE.md, "Meta facts").
-fn media_limit(kind: OutboundType, mime: &str) -> Option<u64> {
+pub(crate) fn media_limit(kind: OutboundType, mime: &str) -> Option<u64> {
     const MB: u64 = 1024 * 1024;
     match kind {
         OutboundType::Image => matches!(mime, "image/jpeg" | "image/png").then_some(5 * MB),

@@ -31,7 +31,8 @@ use uuid::Uuid;
 use wharf_shared::outbound::NewOutbound;
 use wharf_shared::templates::{
     self as tpl,
-    rules::{self, Issue, Issues, SendComponent, TemplateSpec},
+    manage::{self, check_content, Content},
+    rules::{self, Issue, Issues, SendComponent},
     DeleteTemplate, EditTemplate,
 };
 
@@ -220,72 +221,6 @@ fn issue_to_field(i: Issue) -> FieldError {
     }
 }
 
-fn issue(issues: &mut Issues, field: &str, msg: impl Into<String>, kind: &'static str) {
-    issues.0.push(Issue {
-        loc: vec![field.to_string()],
-        msg: msg.into(),
-        kind,
-    });
-}
-
-/// A template's content, as a create/draft request or a stored row gives it.
-struct Content<'a> {
-    name: &'a str,
-    language: &'a str,
-    category: &'a str,
-    parameter_format: &'a str,
-    components: &'a Value,
-}
-
-/// Every rule Meta would check on create, with the location of each problem.
-fn check_content(c: &Content<'_>) -> Issues {
-    let mut issues = Issues::default();
-    if !rules::valid_name(c.name) {
-        issue(
-            &mut issues,
-            "name",
-            format!(
-                "must be 1 to {} lowercase letters, digits or underscores (^[a-z0-9_]+$)",
-                rules::MAX_NAME
-            ),
-            "value_error",
-        );
-    }
-    if !rules::valid_language(c.language) {
-        issue(
-            &mut issues,
-            "language",
-            "must be a language code such as en_US or pt_BR",
-            "value_error",
-        );
-    }
-    if !rules::CATEGORIES.contains(&c.category) {
-        issue(
-            &mut issues,
-            "category",
-            "must be MARKETING, UTILITY or AUTHENTICATION",
-            "enum",
-        );
-    }
-    if !["POSITIONAL", "NAMED"].contains(&c.parameter_format) {
-        issue(
-            &mut issues,
-            "parameterFormat",
-            "must be POSITIONAL or NAMED",
-            "enum",
-        );
-    }
-    rules::check_components(
-        &TemplateSpec {
-            category: c.category,
-            named: c.parameter_format == "NAMED",
-            components: c.components,
-        },
-        &mut issues,
-    );
-    issues
-}
-
 fn default_language() -> String {
     "en_US".into()
 }
@@ -343,39 +278,27 @@ async fn resolve_account(
     org_id: Uuid,
     account_id: Option<&str>,
 ) -> ApiResult<(Uuid, String)> {
-    let rows: Vec<(Uuid, String)> = match account_id {
-        Some(raw) => {
-            let id = Uuid::parse_str(raw).map_err(|_| ApiError::invalid_field("accountId", "no such WhatsApp account"))?;
-            sqlx::query_as("SELECT id, waba_id FROM whatsapp_accounts WHERE id = $1 AND org_id = $2 AND status <> 'DISCONNECTED'")
-                .bind(id)
-                .bind(org_id)
-                .fetch_all(&state.db)
-                .await?
-        }
-        None => {
-            sqlx::query_as(
-                "SELECT id, waba_id FROM whatsapp_accounts WHERE org_id = $1 AND status <> 'DISCONNECTED' ORDER BY created_at",
-            )
-            .bind(org_id)
-            .fetch_all(&state.db)
-            .await?
-        }
+    let choice = match account_id {
+        Some(raw) => manage::AccountChoice::Id(
+            Uuid::parse_str(raw)
+                .map_err(|_| ApiError::invalid_field("accountId", "no such WhatsApp account"))?,
+        ),
+        None => manage::AccountChoice::Only,
     };
-    match (account_id, rows.len()) {
-        (Some(_), 0) => Err(ApiError::invalid_field(
-            "accountId",
-            "no such WhatsApp account",
-        )),
-        (None, 0) => Err(ApiError::invalid_field(
-            "accountId",
-            "connect a WhatsApp number first",
-        )),
-        (None, n) if n > 1 => Err(ApiError::invalid_field(
-            "accountId",
-            "this organization has several WhatsApp numbers: say which one gets the template",
-        )),
-        _ => Ok(rows.into_iter().next().expect("one row")),
-    }
+    manage::resolve_account(&state.db, org_id, choice)
+        .await?
+        .map_err(|p| {
+            ApiError::invalid_field(
+                "accountId",
+                match p {
+                    manage::AccountProblem::NoSuch => "no such WhatsApp account",
+                    manage::AccountProblem::NoneConnected => "connect a WhatsApp number first",
+                    manage::AccountProblem::Several => {
+                        "this organization has several WhatsApp numbers: say which one gets the template"
+                    }
+                },
+            )
+        })
 }
 
 /// 409 when another live template (drafts included) of the number has this name and language.
@@ -386,16 +309,7 @@ async fn ensure_unique(
     language: &str,
     except: Option<Uuid>,
 ) -> ApiResult<()> {
-    let taken: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM message_templates WHERE account_id = $1 AND name = $2 AND language = $3
-                          AND status <> 'REMOVED' AND id IS DISTINCT FROM $4)",
-    )
-    .bind(account_id)
-    .bind(name)
-    .bind(language)
-    .bind(except)
-    .fetch_one(&state.db)
-    .await?;
+    let taken = manage::name_taken(&state.db, account_id, name, language, except).await?;
     if taken {
         return Err(duplicate_name(name, language));
     }
@@ -422,20 +336,7 @@ async fn header_media(
     org_id: Uuid,
     components: &Value,
 ) -> ApiResult<(Option<String>, Option<String>, Option<String>)> {
-    let Some(handle) = rules::header_handle(components) else {
-        return Ok((None, None, None));
-    };
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT blob_path, mime_type FROM template_media WHERE org_id = $1 AND handle = $2",
-    )
-    .bind(org_id)
-    .bind(&handle)
-    .fetch_optional(&state.db)
-    .await?;
-    Ok(match row {
-        Some((path, mime)) => (Some(path), Some(mime), Some(handle)),
-        None => (None, None, Some(handle)),
-    })
+    Ok(manage::header_media(&state.db, org_id, components).await?)
 }
 
 async fn insert_template(
@@ -446,39 +347,32 @@ async fn insert_template(
     status: &str,
 ) -> ApiResult<TemplateRow> {
     let (account_id, waba_id) = resolve_account(state, org_id, body.account_id.as_deref()).await?;
-    ensure_unique(state, account_id, &body.name, &body.language, None).await?;
-    let components = rules::normalize_components(&body.components);
-    let (blob, mime, handle) = header_media(state, org_id, &components).await?;
-    let mut tx = state.db.begin().await?;
-    let id: Uuid = sqlx::query_scalar(
-        "INSERT INTO message_templates (org_id, account_id, waba_id, name, language, category, status, parameter_format,
-                components, header_blob_path, header_mime_type, header_handle, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    let id = manage::create(
+        &state.db,
+        &manage::NewTemplate {
+            org_id,
+            account_id,
+            waba_id: &waba_id,
+            name: &body.name,
+            language: &body.language,
+            category: &body.category.to_uppercase(),
+            parameter_format: &body.format(),
+            components: &body.components,
+            status,
+            created_by: user_id(auth),
+        },
     )
-    .bind(org_id)
-    .bind(account_id)
-    .bind(&waba_id)
-    .bind(&body.name)
-    .bind(&body.language)
-    .bind(body.category.to_uppercase())
-    .bind(status)
-    .bind(body.format())
-    .bind(&components)
-    .bind(blob)
-    .bind(mime)
-    .bind(handle)
-    .bind(user_id(auth))
-    .fetch_one(&mut *tx)
     .await
-    .map_err(|e| unique_violation(e, &body.name, &body.language))?;
-    if status == "PENDING_SUBMISSION" {
-        tpl::enqueue_submit(&mut tx, org_id, id)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-    }
-    tx.commit().await?;
-    tracing::info!(template_id = %id, %org_id, name = %body.name, status, "template created");
+    .map_err(template_create_error)?;
     fetch(state, org_id, id).await
+}
+
+fn template_create_error(e: manage::CreateError) -> ApiError {
+    match e {
+        manage::CreateError::Duplicate { name, language } => duplicate_name(&name, &language),
+        manage::CreateError::Db(e) => e.into(),
+        manage::CreateError::Jobs(e) => ApiError::Internal(e.into()),
+    }
 }
 
 // ---- list and read ----------------------------------------------------------------------------
@@ -844,12 +738,11 @@ async fn edit_template(
         components: &body.components,
     });
     if row.status == "APPROVED" && category != row.category {
-        issue(
-            &mut issues,
-            "category",
-            "the category of an approved template cannot change",
-            "value_error",
-        );
+        issues.0.push(Issue {
+            loc: vec!["category".to_string()],
+            msg: "the category of an approved template cannot change".into(),
+            kind: "value_error",
+        });
     }
     field_errors(issues)?;
     let components = rules::normalize_components(&body.components);
@@ -1002,14 +895,7 @@ async fn soft_delete(
 ) -> ApiResult<Json<Data<TemplateOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let row = fetch_path(&state, org_id, &id).await?;
-    sqlx::query(
-        "UPDATE message_templates SET status = 'REMOVED', deleted_at = COALESCE(deleted_at, now())
-          WHERE id = $1 AND org_id = $2",
-    )
-    .bind(row.id)
-    .bind(org_id)
-    .execute(&state.db)
-    .await?;
+    manage::soft_delete(&mut *state.db.acquire().await?, org_id, row.id).await?;
     Ok(out(&state, fetch(&state, org_id, row.id).await?))
 }
 
@@ -1410,38 +1296,22 @@ async fn sync(
     ValidQuery(q): ValidQuery<SyncQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
-    let accounts: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM whatsapp_accounts WHERE org_id = $1 AND status = 'CONNECTED' AND ($2::uuid IS NULL OR id = $2)
-          ORDER BY created_at",
-    )
-    .bind(org_id)
-    .bind(q.account_id)
-    .fetch_all(&state.db)
-    .await?;
-    if accounts.is_empty() {
+    let done = manage::request_org_sync(&state.db, org_id, q.account_id)
+        .await
+        .map_err(ApiError::from)?;
+    if done.accounts == 0 {
         return Err(ApiError::Validation(vec![FieldError::new(
             &["query", "accountId"],
             "no connected WhatsApp number to sync",
             "value_error",
         )]));
     }
-    let mut tx = state.db.begin().await?;
-    let mut job_ids = Vec::new();
-    for a in &accounts {
-        if let Some(id) = tpl::request_sync(&mut tx, org_id, *a)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?
-        {
-            job_ids.push(id);
-        }
-    }
-    tx.commit().await?;
-    let already_queued = accounts.len() - job_ids.len();
+    let already_queued = done.accounts - done.job_ids.len();
     Ok((
         StatusCode::ACCEPTED,
         Data::new(TemplateSyncOut {
-            accounts: accounts.len(),
-            job_ids,
+            accounts: done.accounts,
+            job_ids: done.job_ids,
             already_queued,
         }),
     ))

@@ -17,11 +17,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wharf_shared::{
     accounts::{raise_alert, Alert},
-    meta::{ErrorClass, MetaClient, MetaError, PhoneNumberInfo},
+    meta::{ErrorClass, MetaClient, MetaError},
+    onboarding,
     secret::mask,
 };
 
-use super::Data;
+use super::{
+    wa::onboarding::{onboard_error, onboarding_ctx},
+    Data,
+};
 use crate::{
     auth::{scopes, Auth, Principal, Role},
     error::{ApiError, ApiResult},
@@ -187,65 +191,6 @@ fn credentials_error(err: MetaError, field: &str) -> ApiError {
     }
 }
 
-struct NewAccount<'a> {
-    org_id: Uuid,
-    waba_id: &'a str,
-    token: &'a str,
-    info: &'a PhoneNumberInfo,
-    alias: Option<&'a str>,
-    app_secret: Option<&'a str>,
-    verify_token: Option<&'a str>,
-    method: &'a str,
-}
-
-async fn insert_account(state: &AppState, a: NewAccount<'_>) -> ApiResult<Uuid> {
-    let id: Uuid = sqlx::query_scalar(
-        "INSERT INTO whatsapp_accounts (org_id, waba_id, phone_number_id, display_phone, verified_name, alias,
-                access_token_enc, app_secret_enc, verify_token_enc, quality_rating, throughput_level,
-                messaging_limit, connection_method, last_health_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now()) RETURNING id",
-    )
-    .bind(a.org_id)
-    .bind(a.waba_id)
-    .bind(&a.info.id)
-    .bind(&a.info.display_phone_number)
-    .bind(&a.info.verified_name)
-    .bind(a.alias)
-    .bind(state.secrets.encrypt(a.token))
-    .bind(a.app_secret.map(|s| state.secrets.encrypt(s)))
-    .bind(a.verify_token.map(|s| state.secrets.encrypt(s)))
-    .bind(&a.info.quality_rating)
-    .bind(a.info.throughput.as_ref().and_then(|t| t.level.clone()))
-    .bind(&a.info.whatsapp_business_manager_messaging_limit)
-    .bind(a.method)
-    .fetch_one(&state.db)
-    .await
-    .map_err(|e| {
-        if wharf_shared::db::is_unique_violation(&e, "whatsapp_accounts_phone_key") {
-            ApiError::Conflict("This phone number is already connected".into())
-        } else {
-            e.into()
-        }
-    })?;
-    tracing::info!(account_id = %id, org_id = %a.org_id, connection_method = a.method, "WhatsApp account connected");
-    Ok(id)
-}
-
-async fn ensure_not_connected(state: &AppState, phone_number_id: &str) -> ApiResult<()> {
-    let taken: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM whatsapp_accounts WHERE phone_number_id = $1 AND status <> 'DISCONNECTED')",
-    )
-    .bind(phone_number_id)
-    .fetch_one(&state.db)
-    .await?;
-    if taken {
-        return Err(ApiError::Conflict(
-            "This phone number is already connected".into(),
-        ));
-    }
-    Ok(())
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectRequest {
@@ -298,77 +243,19 @@ async fn connect(
     ValidJson(body): ValidJson<ConnectRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
-    let meta = MetaClient::from_config(&state.config);
-    let app_id = match &state.config.meta_app_id {
-        Some(id) => id.clone(),
-        None => app_id_of_org(&state, org_id).await?.ok_or_else(|| {
-            ApiError::BadRequest(
-                "No Meta app configured: set META_APP_ID or PUT /whatsapp-accounts/meta-config"
-                    .into(),
-            )
-        })?,
-    };
-    let app_secret = state.config.meta_app_secret.expose();
-    let token = meta
-        .exchange_code(&app_id, app_secret, body.code.trim())
-        .await
-        .map_err(|e| credentials_error(e, "code"))?;
-    let waba_id = match body.waba_id {
-        Some(w) => w,
-        None => meta
-            .token_wabas(&app_id, app_secret, &token)
-            .await
-            .map_err(|e| credentials_error(e, "code"))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                ApiError::invalid_field("wabaId", "the signup granted no WhatsApp Business Account")
-            })?,
-    };
-    let phone_number_id = match body.phone_number_id {
-        Some(p) => p,
-        None => meta
-            .waba_phone_numbers(&token, &waba_id)
-            .await
-            .map_err(|e| credentials_error(e, "wabaId"))?
-            .data
-            .into_iter()
-            .next()
-            .map(|n| n.id)
-            .ok_or_else(|| {
-                ApiError::invalid_field(
-                    "phoneNumberId",
-                    "this WhatsApp Business Account has no phone number",
-                )
-            })?,
-    };
-    ensure_not_connected(&state, &phone_number_id).await?;
-    meta.subscribe_app(&token, &waba_id)
-        .await
-        .map_err(|e| credentials_error(e, "wabaId"))?;
-    if let Some(pin) = &body.pin {
-        meta.register_number(&token, &phone_number_id, pin)
-            .await
-            .map_err(|e| credentials_error(e, "pin"))?;
-    }
-    let info = meta
-        .phone_number(&token, &phone_number_id)
-        .await
-        .map_err(|e| credentials_error(e, "phoneNumberId"))?;
-    let id = insert_account(
-        &state,
-        NewAccount {
-            org_id,
-            waba_id: &waba_id,
-            token: &token,
-            info: &info,
+    let id = onboarding::connect_embedded(
+        onboarding_ctx(&state),
+        org_id,
+        onboarding::EmbeddedSignup {
+            code: &body.code,
+            waba_id: body.waba_id.as_deref(),
+            phone_number_id: body.phone_number_id.as_deref(),
+            pin: body.pin.as_deref(),
             alias: body.alias.as_deref(),
-            app_secret: None,
-            verify_token: None,
-            method: "EMBEDDED_SIGNUP",
         },
     )
-    .await?;
+    .await
+    .map_err(|e| onboard_error(e, true))?;
     Ok((
         StatusCode::CREATED,
         Data::new(fetch_row(&state, org_id, id).await?.into_out(&state)),
@@ -412,41 +299,20 @@ async fn connect_manual(
     ValidJson(body): ValidJson<ConnectManualRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
-    let meta = MetaClient::from_config(&state.config);
-    let token = body.access_token.trim();
-    let numbers = meta
-        .waba_phone_numbers(token, &body.waba_id)
-        .await
-        .map_err(|e| match &e {
-            MetaError::Graph(g) if matches!(g.code, 0 | 190) => credentials_error(e, "accessToken"),
-            _ => credentials_error(e, "wabaId"),
-        })?;
-    if !numbers.data.iter().any(|n| n.id == body.phone_number_id) {
-        return Err(ApiError::invalid_field(
-            "phoneNumberId",
-            "this phone number does not belong to that WhatsApp Business Account",
-        ));
-    }
-    let info = meta
-        .phone_number(token, &body.phone_number_id)
-        .await
-        .map_err(|e| credentials_error(e, "phoneNumberId"))?;
-    // Only a caller whose token reaches the number learns whether it is connected elsewhere.
-    ensure_not_connected(&state, &body.phone_number_id).await?;
-    let id = insert_account(
-        &state,
-        NewAccount {
-            org_id,
+    let id = onboarding::connect_manual(
+        onboarding_ctx(&state),
+        org_id,
+        onboarding::ManualCredentials {
             waba_id: &body.waba_id,
-            token,
-            info: &info,
+            phone_number_id: &body.phone_number_id,
+            access_token: &body.access_token,
             alias: body.alias.as_deref(),
             app_secret: body.app_secret.as_deref(),
             verify_token: body.verify_token.as_deref(),
-            method: "MANUAL",
         },
     )
-    .await?;
+    .await
+    .map_err(|e| onboard_error(e, true))?;
     Ok((
         StatusCode::CREATED,
         Data::new(fetch_row(&state, org_id, id).await?.into_out(&state)),
@@ -564,20 +430,12 @@ async fn disconnect(
 ) -> ApiResult<StatusCode> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(&id, "WhatsApp account")?;
-    let done = sqlx::query(
-        "UPDATE whatsapp_accounts SET status = 'DISCONNECTED', disconnected_at = now(), access_token_enc = $3,
-                app_secret_enc = NULL, verify_token_enc = NULL
-          WHERE id = $1 AND org_id = $2 AND status <> 'DISCONNECTED'",
-    )
-    .bind(id)
-    .bind(org_id)
-    .bind(state.secrets.encrypt(""))
-    .execute(&state.db)
-    .await?;
-    if done.rows_affected() == 0 {
+    let done = onboarding::disconnect(&state.db, &state.secrets, org_id, id)
+        .await
+        .map_err(|e| onboard_error(e, true))?;
+    if !done {
         return Err(ApiError::not_found("WhatsApp account"));
     }
-    tracing::info!(account_id = %id, "WhatsApp account disconnected");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -688,15 +546,6 @@ async fn mark_needs_reauth(
     )
     .await
     .map_err(ApiError::Internal)
-}
-
-async fn app_id_of_org(state: &AppState, org_id: Uuid) -> ApiResult<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT app_id FROM meta_app_configs WHERE org_id = $1")
-            .bind(org_id)
-            .fetch_optional(&state.db)
-            .await?,
-    )
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -10,6 +10,7 @@ pub mod handoff;
 pub mod intents;
 pub mod media;
 pub mod metrics;
+pub mod numbers;
 pub mod portable;
 pub mod reclassify;
 pub mod reply;

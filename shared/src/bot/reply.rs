@@ -302,7 +302,8 @@ pub async fn run(d: &ReplyDeps<'_>, job: &BotReply) -> anyhow::Result<ReplyOutco
     if already_answered(&mut conn, c.org_id, job.message_id).await? {
         return Ok(ReplyOutcome::Skipped("already answered"));
     }
-    let Some(cfg) = config::for_conversation(&mut conn, c.org_id, job.conversation_id).await? else {
+    let Some(cfg) = config::for_conversation(&mut conn, c.org_id, job.conversation_id).await?
+    else {
         return hand_off(d, &c, job, None, "no active bot config", started).await;
     };
     let settings = load_settings(&mut conn, c.org_id).await?;

@@ -7,6 +7,10 @@
 //! them itself within the number's limits; whatever does not go through at once (an error, a
 //! wait, a paused campaign) becomes that message's `outbound.send_message` job. `campaigns.launch_due` (scheduler, every few seconds) starts scheduled campaigns.
 
+pub mod analytics;
+pub mod audience;
+pub mod create;
+pub mod meta_costs;
 pub mod pricing;
 
 use std::{collections::BTreeMap, time::Duration};

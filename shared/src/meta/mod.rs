@@ -439,6 +439,14 @@ impl MetaClient {
         Ok(())
     }
 
+    /// Unsubscribes our app from the WABA's webhooks.
+    pub async fn unsubscribe_app(&self, token: &str, waba_id: &str) -> Result<(), MetaError> {
+        let _: Value = self
+            .call(self.request(Method::DELETE, &format!("{waba_id}/subscribed_apps"), token))
+            .await?;
+        Ok(())
+    }
+
     /// Registers a number for Cloud API use with its two-step verification PIN.
     pub async fn register_number(
         &self,

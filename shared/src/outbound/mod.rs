@@ -12,7 +12,9 @@ use uuid::Uuid;
 use crate::jobs::{self, backoff, JobKind, Lane, NewJob};
 
 mod queue;
+mod recipient;
 pub use queue::{load_target, queue_outbound, replay, NewOutbound, QueueError, Target};
+pub use recipient::{account_by_phone_number_id, existing_target, open_target};
 
 /// Base of the send retry backoff (`SEND_RETRY_BASE_MS`, default 2 s).
 pub static SEND_RETRY_BASE: backoff::Tunable =

@@ -7,6 +7,7 @@
 //! sent to Meta, never touched by a sync), PENDING_SUBMISSION (a submit/edit/delete job is on
 //! its way) and REMOVED (soft-deleted here, or gone at Meta).
 
+pub mod manage;
 pub mod rules;
 
 use std::time::Duration;
