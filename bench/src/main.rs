@@ -17,10 +17,10 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(about = "Wharf benchmark suite (see bench/README.md)")]
 struct Args {
-    /// Scenarios to run: queue, fanout, rate, api, webhooks, routing, bot (comma-separated).
+    /// Scenarios to run: queue, fanout, rate, api, webhooks, routing, bot, kb (comma-separated).
     #[arg(
         long,
-        default_value = "queue,fanout,rate,api,webhooks,routing,bot",
+        default_value = "queue,fanout,rate,api,webhooks,routing,bot,kb",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -57,6 +57,19 @@ struct Args {
     /// Rate at which the bot scenario's customers write (webhooks per second).
     #[arg(long, default_value_t = 200)]
     bot_rate: usize,
+    /// Pages of the knowledge-base scenario's PDF.
+    #[arg(long, default_value_t = 300)]
+    kb_pages: usize,
+    /// One-page documents the knowledge-base scenario uploads.
+    #[arg(long, default_value_t = 1000)]
+    kb_docs: usize,
+    /// Chunks of each organization the knowledge-base scenario searches (comma-separated).
+    #[arg(long, default_value = "10000,100000", value_delimiter = ',')]
+    kb_chunks: Vec<usize>,
+    /// Queries per organization searched (the api's model budget, 500 a minute by default,
+    /// holds them back beyond about 450).
+    #[arg(long, default_value_t = 300)]
+    kb_queries: usize,
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -160,6 +173,15 @@ async fn main() -> anyhow::Result<()> {
                 scenarios::routing::run(args.runs, args.routing_rate, args.routing_secs).await
             }
             "bot" => scenarios::bot::run(args.runs, args.bot_conversations, args.bot_rate).await,
+            "kb" => {
+                let options = scenarios::kb::Options {
+                    pages: args.kb_pages,
+                    docs: args.kb_docs,
+                    chunks: args.kb_chunks.clone(),
+                    queries: args.kb_queries,
+                };
+                scenarios::kb::run(args.runs, &options).await
+            }
             other => anyhow::bail!("unknown scenario {other:?}"),
         };
         match result {

@@ -462,24 +462,15 @@ pub(crate) fn create_error(
     }
 }
 
-/// Create a campaign (JSON recipients or a CSV upload); its audience is frozen here.
-#[utoipa::path(post, path = "/campaigns", tag = "campaigns",
-    request_body(content = CreateCampaign, description = "JSON, or multipart/form-data with `file` (CSV with a phone column, optional name column, one column per template variable) and the same fields"),
-    responses((status = 201, body = Data<CreatedCampaign>), (status = 403), (status = 413), (status = 422)))]
-async fn create_campaign(
-    State(state): State<AppState>,
-    auth: Auth,
-    req: Request,
-) -> ApiResult<impl IntoResponse> {
-    let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
-    let started = std::time::Instant::now();
-    let input = read_create(&state, req).await?;
-    let mut v = Violations::body();
-    match input.name.as_deref().map(str::trim) {
-        None | Some("") => v.add_kind("name", "Field required", "missing"),
-        Some(n) => v.text("name", n, 200),
-    }
-    let rows = match input.rows {
+/// The audience's size and the header media link, as both dialects check them (`link_field`
+/// is the dialect's name of the link). Returns the rows (empty when they were missing).
+pub(crate) fn check_audience(
+    v: &mut Violations,
+    rows: Option<Vec<audience::InputRow>>,
+    header_media_link: Option<&str>,
+    link_field: &str,
+) -> Vec<audience::InputRow> {
+    let rows = match rows {
         None => {
             v.add_kind("recipients", "Field required", "missing");
             Vec::new()
@@ -497,11 +488,37 @@ async fn create_campaign(
         }
         Some(r) => r,
     };
-    if let Some(link) = &input.header_media_link {
+    if let Some(link) = header_media_link {
         if !(link.starts_with("https://") || link.starts_with("http://")) {
-            v.add("headerMediaLink", "must be an http(s) URL");
+            v.add(link_field, "must be an http(s) URL");
         }
     }
+    rows
+}
+
+/// Create a campaign (JSON recipients or a CSV upload); its audience is frozen here.
+#[utoipa::path(post, path = "/campaigns", tag = "campaigns",
+    request_body(content = CreateCampaign, description = "JSON, or multipart/form-data with `file` (CSV with a phone column, optional name column, one column per template variable) and the same fields"),
+    responses((status = 201, body = Data<CreatedCampaign>), (status = 403), (status = 413), (status = 422)))]
+async fn create_campaign(
+    State(state): State<AppState>,
+    auth: Auth,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
+    let started = std::time::Instant::now();
+    let input = read_create(&state, req).await?;
+    let mut v = Violations::body();
+    match input.name.as_deref().map(str::trim) {
+        None | Some("") => v.add_kind("name", "Field required", "missing"),
+        Some(n) => v.text("name", n, 200),
+    }
+    let rows = check_audience(
+        &mut v,
+        input.rows,
+        input.header_media_link.as_deref(),
+        "headerMediaLink",
+    );
     v.into_result()?;
     let template = load_template(&state, org_id, input.template_id.as_deref()).await?;
     let account_id = match input.account_id.as_deref() {

@@ -3,6 +3,7 @@
 pub mod api_latency;
 pub mod bot;
 pub mod fanout;
+pub mod kb;
 pub mod queue;
 pub mod rate;
 pub mod routing;

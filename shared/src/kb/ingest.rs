@@ -1,7 +1,8 @@
 //! `kb.ingest_document` (lane `llm`): one document from its stored file to searchable chunks.
 //!
 //! Extract the text and cut it into chunks (CPU work, on a blocking thread), embed the chunks in
-//! batches through the organization's embedding provider (its limiter and retries), then write
+//! batches of 64, four in flight, through the organization's embedding provider (its limiter
+//! and retries), then write
 //! every chunk with its vector and full-text vector in ONE transaction that first deletes the
 //! document's previous chunks: a re-run never duplicates and a reader never sees half a
 //! document. Progress (`chunks_embedded` of `chunks_total`) is written after each batch.
@@ -17,6 +18,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -36,6 +38,8 @@ use crate::{
 /// Chunks embedded per provider call (well under OpenAI's 2,048 and Gemini's 100 inputs, so
 /// progress moves and a 429 costs one small batch).
 pub const EMBED_BATCH: usize = 64;
+/// Batches of one document in flight at once.
+pub const EMBED_PARALLEL: usize = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IngestDocument {
@@ -153,12 +157,22 @@ pub async fn run(d: &IngestDeps<'_>, job: &IngestDocument) -> anyhow::Result<Job
 
     let mut vectors_out: Vec<Option<Vec<u8>>> = vec![None; chunks.len()];
     if let Some(e) = &embedder {
-        for (batch_no, batch) in chunks.chunks(EMBED_BATCH).enumerate() {
-            if !exists(d.pool, id).await? {
-                return Ok(JobOutcome::Complete);
-            }
-            let inputs: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
-            let embedded = match d.llm.embed(doc.org_id, &e.target, &inputs).await {
+        // A few batches in flight at once: one document's embedding is bound by the
+        // provider's latency, not by CPU (the limiter still paces every call).
+        let inputs: Vec<Vec<String>> = chunks
+            .chunks(EMBED_BATCH)
+            .map(|b| b.iter().map(|c| c.text.clone()).collect())
+            .collect();
+        let (llm, target, org_id) = (d.llm, &e.target, doc.org_id);
+        let mut calls = futures::stream::iter(0..inputs.len())
+            .map(|batch_no| {
+                let batch = inputs[batch_no].clone();
+                async move { (batch_no, llm.embed(org_id, target, &batch).await) }
+            })
+            .buffered(EMBED_PARALLEL);
+        let mut done = 0usize;
+        while let Some((batch_no, result)) = calls.next().await {
+            let embedded = match result {
                 Ok(v) => v,
                 Err(err) if err.is_retryable() && !d.last_attempt => {
                     note_retry(d.pool, id, reindex, &err.to_string()).await?;
@@ -172,10 +186,14 @@ pub async fn run(d: &IngestDeps<'_>, job: &IngestDocument) -> anyhow::Result<Job
             for (i, v) in embedded.vectors.iter().enumerate() {
                 vectors_out[start + i] = Some(vectors::to_bytes(v));
             }
+            done += inputs[batch_no].len();
+            if !exists(d.pool, id).await? {
+                return Ok(JobOutcome::Complete);
+            }
             if !reindex {
                 sqlx::query("UPDATE kb_documents SET chunks_embedded = $2, updated_at = now() WHERE id = $1")
                     .bind(id)
-                    .bind((start + batch.len()) as i32)
+                    .bind(done as i32)
                     .execute(d.pool)
                     .await?;
             }

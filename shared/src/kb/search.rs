@@ -29,6 +29,21 @@ const CANDIDATES: i64 = 50;
 /// The reciprocal-rank constant (Cormack et al.): damps the head so both rankings count.
 const RRF_K: f64 = 60.0;
 
+/// The full-text ranking: `$1` org, `$2` text search configuration, `$3` question, `$4` limit.
+/// Any of the question's words may match (`|`); with the `simple` configuration, words that
+/// are stop words in the common languages are dropped first.
+const FULL_TEXT_SQL: &str = "WITH q AS (
+    SELECT (SELECT string_agg(quote_literal(l), ' | ')
+              FROM unnest(tsvector_to_array(to_tsvector($2::regconfig, $3))) AS l
+             WHERE l !~ '\\\\'
+               AND ($2 <> 'simple' OR NOT EXISTS (
+                    SELECT 1 FROM unnest(ARRAY['english', 'spanish', 'portuguese', 'french', 'german',
+                                               'italian']::regconfig[]) AS stop(cfg)
+                     WHERE length(to_tsvector(stop.cfg, l)) = 0)))::tsquery AS q)
+ SELECT c.id FROM kb_chunks c, q
+  WHERE q.q IS NOT NULL AND c.org_id = $1 AND c.tsv @@ q.q
+  ORDER BY ts_rank_cd(c.tsv, q.q) DESC, c.id LIMIT $4";
+
 /// What retrieval needs besides the organization and the question.
 pub struct Searcher<'a> {
     pub pool: &'a PgPool,
@@ -54,60 +69,26 @@ pub async fn search(
     if query.is_empty() || k == 0 {
         return Ok((Vec::new(), Mode::FullText));
     }
-    let mut conn = s.pool.acquire().await?;
-    let ts_config = embedding::ts_config(&mut conn, org_id).await?;
-    let text_ranked: Vec<Uuid> = sqlx::query_scalar(
-        "WITH q AS (
-            SELECT (SELECT string_agg(quote_literal(l), ' | ')
-                      FROM unnest(tsvector_to_array(to_tsvector($2::regconfig, $3))) AS l
-                     WHERE l !~ '\\\\'
-                       AND ($2 <> 'simple' OR NOT EXISTS (
-                            SELECT 1 FROM unnest(ARRAY['english', 'spanish', 'portuguese', 'french', 'german',
-                                                       'italian']::regconfig[]) AS stop(cfg)
-                             WHERE length(to_tsvector(stop.cfg, l)) = 0)))::tsquery AS q)
-         SELECT c.id FROM kb_chunks c, q
-          WHERE q.q IS NOT NULL AND c.org_id = $1 AND c.tsv @@ q.q
-          ORDER BY ts_rank_cd(c.tsv, q.q) DESC, c.id LIMIT $4",
-    )
-    .bind(org_id)
-    .bind(ts_config)
-    .bind(query)
-    .bind(CANDIDATES)
-    .fetch_all(&mut *conn)
-    .await?;
-    let cfg = config::active(&mut conn, org_id).await?;
-    drop(conn);
-
-    let mut rankings = vec![text_ranked];
-    let mut mode = Mode::FullText;
-    let indexed = vectors::org_vectors(s.pool, org_id).await?;
-    if let Some(cfg) = cfg {
-        for (model, vecs) in &indexed.models {
-            let embedder = match embedding::embedder_for(&cfg, s.secrets, model) {
-                Ok(e) => e,
-                Err(why) => {
-                    tracing::warn!(%org_id, model, why, "no embedder for indexed vectors");
-                    continue;
-                }
-            };
-            match s
-                .llm
-                .embed(org_id, &embedder.target, &[query.to_string()])
-                .await
-            {
-                Ok(e) => {
-                    if let Some(v) = e.vectors.first() {
-                        let near = vectors::nearest(vecs, v, CANDIDATES as usize);
-                        rankings.push(near.into_iter().map(|(id, _)| id).collect());
-                        mode = Mode::Hybrid;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(%org_id, model, error = %e, "query embedding failed; full text only")
-                }
-            }
-        }
-    }
+    let (ts_config, cfg) = {
+        let mut conn = s.pool.acquire().await?;
+        (
+            embedding::ts_config(&mut conn, org_id).await?,
+            config::active(&mut conn, org_id).await?,
+        )
+    };
+    // The two rankings are independent: run them at once.
+    let (text_ranked, vector_ranked) = tokio::join!(
+        full_text(s.pool, org_id, ts_config, query),
+        by_vectors(s, org_id, cfg.as_ref(), query)
+    );
+    let vector_ranked = vector_ranked?;
+    let mode = if vector_ranked.is_empty() {
+        Mode::FullText
+    } else {
+        Mode::Hybrid
+    };
+    let mut rankings = vec![text_ranked?];
+    rankings.extend(vector_ranked);
     let fused = fuse(&rankings, k);
     if fused.is_empty() {
         return Ok((Vec::new(), mode));
@@ -141,6 +122,62 @@ pub async fn search(
         })
         .collect();
     Ok((passages, mode))
+}
+
+/// Chunk ids matching any of the question's words, best first.
+async fn full_text(
+    pool: &PgPool,
+    org_id: Uuid,
+    ts_config: &str,
+    query: &str,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(FULL_TEXT_SQL)
+        .bind(org_id)
+        .bind(ts_config)
+        .bind(query)
+        .bind(CANDIDATES)
+        .fetch_all(pool)
+        .await
+}
+
+/// One ranking per embedding model the organization's chunks carry (the question embedded
+/// with each); none when it has no vectors or no provider answers.
+async fn by_vectors(
+    s: &Searcher<'_>,
+    org_id: Uuid,
+    cfg: Option<&config::BotConfig>,
+    query: &str,
+) -> Result<Vec<Vec<Uuid>>, sqlx::Error> {
+    let Some(cfg) = cfg else {
+        return Ok(Vec::new());
+    };
+    let indexed = vectors::org_vectors(s.pool, org_id).await?;
+    let mut rankings = Vec::new();
+    for (model, vecs) in &indexed.models {
+        let embedder = match embedding::embedder_for(cfg, s.secrets, model) {
+            Ok(e) => e,
+            Err(why) => {
+                tracing::warn!(%org_id, model, why, "no embedder for indexed vectors");
+                continue;
+            }
+        };
+        match s
+            .llm
+            .embed(org_id, &embedder.target, &[query.to_string()])
+            .await
+        {
+            Ok(e) => {
+                if let Some(v) = e.vectors.first() {
+                    let near = vectors::nearest(vecs, v, CANDIDATES as usize);
+                    rankings.push(near.into_iter().map(|(id, _)| id).collect());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%org_id, model, error = %e, "query embedding failed; full text only")
+            }
+        }
+    }
+    Ok(rankings)
 }
 
 /// Reciprocal-rank fusion: each list gives `1 / (RRF_K + rank)`; the top `k`, best first

@@ -23,7 +23,7 @@ use crate::{
     error::{ApiError, ApiResult, FieldError},
     extract::{parse_id, parse_json},
     routes::{
-        campaigns::{create_error, launch_error, MAX_RECIPIENTS},
+        campaigns::{check_audience, create_error, launch_error},
         outbound::user_id,
     },
     state::AppState,
@@ -283,29 +283,12 @@ async fn create_campaign(
     if blank(&body.phone_number_id) {
         v.add_kind("phone_number_id", "Field required", "missing");
     }
-    let rows = match rows {
-        None => {
-            v.add_kind("recipients", "Field required", "missing");
-            Vec::new()
-        }
-        Some(r) if r.is_empty() => {
-            v.add("recipients", "at least one recipient is required");
-            r
-        }
-        Some(r) if r.len() > MAX_RECIPIENTS => {
-            v.add(
-                "recipients",
-                format!("at most {MAX_RECIPIENTS} recipients per campaign"),
-            );
-            r
-        }
-        Some(r) => r,
-    };
-    if let Some(link) = &body.header_media_link {
-        if !(link.starts_with("https://") || link.starts_with("http://")) {
-            v.add("header_media_link", "must be an http(s) URL");
-        }
-    }
+    let rows = check_audience(
+        &mut v,
+        rows,
+        body.header_media_link.as_deref(),
+        "header_media_link",
+    );
     v.into_result()?;
     let phone_number_id = body.phone_number_id.as_deref().unwrap_or_default().trim();
     let account_id: Uuid = sqlx::query_scalar(
