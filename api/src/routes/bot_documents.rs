@@ -17,7 +17,6 @@ use wharf_shared::kb::{
     documents::{self, ChunkOut, Document, NewDocument},
     embedding,
     extract::Format,
-    ingest,
     search::{self, Mode, Searcher},
 };
 
@@ -391,24 +390,8 @@ async fn embedding_info(
         Some(Ok(e)) => (Some(e.index_model), None),
         Some(Err(why)) => (None, Some(why)),
     };
-    let dimensions: Option<i64> = sqlx::query_scalar(
-        "SELECT (octet_length(c.embedding) / 4)::int8 FROM kb_chunks c JOIN kb_documents d ON d.id = c.document_id
-          WHERE c.org_id = $1 AND c.embedding IS NOT NULL AND d.index_model = $2 LIMIT 1",
-    )
-    .bind(org_id)
-    .bind(&index_model)
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten();
-    let documents_reindexing: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM kb_documents WHERE org_id = $1 AND status = 'READY'
-            AND (index_model IS DISTINCT FROM $2 OR ts_config IS DISTINCT FROM $3)",
-    )
-    .bind(org_id)
-    .bind(&index_model)
-    .bind(language)
-    .fetch_one(&mut *conn)
-    .await?;
+    let (dimensions, documents_reindexing) =
+        embedding::index_state(&mut conn, org_id, index_model.as_deref(), language).await?;
     let (provider, model) = match index_model.as_deref().and_then(|m| m.split_once('/')) {
         Some((p, m)) => (Some(p.to_string()), Some(m.to_string())),
         None => (None, None),
@@ -478,19 +461,11 @@ async fn put_language(
     ValidJson(body): ValidJson<LanguageBody>,
 ) -> ApiResult<Json<Data<LanguageBody>>> {
     let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
-    let ts = body.language.as_deref().and_then(embedding::ts_config_for);
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "INSERT INTO org_bot_settings (org_id, kb_language) VALUES ($1, $2)
-         ON CONFLICT (org_id) DO UPDATE SET kb_language = EXCLUDED.kb_language, updated_at = now()",
-    )
-    .bind(org_id)
-    .bind(ts)
-    .execute(&mut *tx)
-    .await?;
-    ingest::reindex_stale(&mut tx, &state.secrets, org_id).await?;
+    let ts =
+        embedding::set_language(&mut tx, &state.secrets, org_id, body.language.as_deref()).await?;
     tx.commit().await?;
     Ok(Data::new(LanguageBody {
-        language: Some(ts.unwrap_or("simple").into()),
+        language: Some(ts.into()),
     }))
 }

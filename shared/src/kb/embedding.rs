@@ -131,6 +131,57 @@ pub async fn ts_config(
         .unwrap_or("simple"))
 }
 
+/// Sets the organization's search language (`None`: `simple`) and queues the re-index of
+/// every document built with another one. Returns the configuration now in force.
+pub async fn set_language(
+    conn: &mut sqlx::PgConnection,
+    secrets: &SecretBox,
+    org_id: Uuid,
+    language: Option<&str>,
+) -> Result<&'static str, crate::jobs::JobsError> {
+    let ts = language.and_then(ts_config_for);
+    sqlx::query(
+        "INSERT INTO org_bot_settings (org_id, kb_language) VALUES ($1, $2)
+         ON CONFLICT (org_id) DO UPDATE SET kb_language = EXCLUDED.kb_language, updated_at = now()",
+    )
+    .bind(org_id)
+    .bind(ts)
+    .execute(&mut *conn)
+    .await?;
+    super::ingest::reindex_stale(conn, secrets, org_id).await?;
+    Ok(ts.unwrap_or("simple"))
+}
+
+/// What the organization's index holds for `index_model`: the vectors' size (`None` before
+/// any is embedded) and how many READY documents still carry another model or language
+/// (being re-indexed).
+pub async fn index_state(
+    conn: &mut sqlx::PgConnection,
+    org_id: Uuid,
+    index_model: Option<&str>,
+    ts_config: &str,
+) -> Result<(Option<i64>, i64), sqlx::Error> {
+    let dimensions: Option<i64> = sqlx::query_scalar(
+        "SELECT (octet_length(c.embedding) / 4)::int8 FROM kb_chunks c JOIN kb_documents d ON d.id = c.document_id
+          WHERE c.org_id = $1 AND c.embedding IS NOT NULL AND d.index_model = $2 LIMIT 1",
+    )
+    .bind(org_id)
+    .bind(index_model)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    let reindexing: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM kb_documents WHERE org_id = $1 AND status = 'READY'
+            AND (index_model IS DISTINCT FROM $2 OR ts_config IS DISTINCT FROM $3)",
+    )
+    .bind(org_id)
+    .bind(index_model)
+    .bind(ts_config)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((dimensions, reindexing))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

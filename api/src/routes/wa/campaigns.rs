@@ -16,7 +16,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use wharf_shared::campaigns::{audience, create};
+use wharf_shared::{
+    campaigns::{audience, create},
+    outbound::account_by_phone_number_id,
+};
 
 use crate::{
     auth::{scopes, Auth, Role},
@@ -291,20 +294,15 @@ async fn create_campaign(
     );
     v.into_result()?;
     let phone_number_id = body.phone_number_id.as_deref().unwrap_or_default().trim();
-    let account_id: Uuid = sqlx::query_scalar(
-        "SELECT id FROM whatsapp_accounts WHERE org_id = $1 AND phone_number_id = $2 AND status <> 'DISCONNECTED'
-          ORDER BY created_at LIMIT 1",
-    )
-    .bind(org_id)
-    .bind(phone_number_id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(|| {
-        ApiError::invalid_field(
-            "phone_number_id",
-            "no such phone number in this organization",
-        )
-    })?;
+    let mut conn = state.db.acquire().await?;
+    let account_id = account_by_phone_number_id(&mut conn, org_id, phone_number_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "phone_number_id",
+                "no such phone number in this organization",
+            )
+        })?;
     let name = body.template.as_deref().unwrap_or_default().trim();
     let language = body
         .language
