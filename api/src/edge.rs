@@ -139,12 +139,13 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    let already_shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("json"));
-    if is_json {
+        .is_some_and(|ct| ct.contains("json") || ct.contains("text/html"));
+    // JSON errors pass as they are, and so do the console's error pages.
+    if already_shaped {
         return response;
     }
     let (mut parts, body) = response.into_parts();

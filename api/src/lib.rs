@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
+pub mod console;
 pub mod edge;
 pub mod error;
 pub mod extract;
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
     api.merge(routes::docs::router(spec))
         .merge(routes::metrics::router())
         .merge(routes::webhooks::router())
+        .merge(console::router())
         // Load balancers probe the root; people opening the server land on the docs.
         .route("/", get(edge::root))
         .route("/health", get(routes::health::health))

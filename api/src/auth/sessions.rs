@@ -121,10 +121,12 @@ pub async fn rotate(state: &AppState, refresh_token: &str) -> ApiResult<(Uuid, T
     Ok((row.user_id, pair))
 }
 
-/// Ends every session of a user (password change, deletion, deactivation).
+/// Ends every session of a user, console sign-ins included (password change, deletion,
+/// deactivation).
 pub async fn revoke_all(db: impl sqlx::PgExecutor<'_>, user_id: Uuid) -> ApiResult<()> {
     sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        "WITH console AS (DELETE FROM console_sessions WHERE user_id = $1)
+         UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
     )
     .bind(user_id)
     .execute(db)

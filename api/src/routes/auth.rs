@@ -1,7 +1,7 @@
 //! `/auth`: self-service registration, login, token refresh, the current user, and setting a
 //! password.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, State},
@@ -151,9 +151,21 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ValidJson(body): ValidJson<LoginRequest>,
 ) -> ApiResult<Json<Data<SessionOut>>> {
-    let email = normalize_email(&body.email);
-    if let Err(wait) = state.login_throttle.check(&email, peer.ip()) {
-        tracing::warn!(client = %peer.ip(), "login throttled");
+    let (user_id, tokens) = password_login(&state, &body.email, body.password, peer.ip()).await?;
+    Ok(Data::new(session_out(&state, tokens, user_id).await?))
+}
+
+/// Checks an email and password (throttled per email and per client address) and opens a
+/// session: the one login flow, shared by `POST /auth/login` and the console's sign-in form.
+pub(crate) async fn password_login(
+    state: &AppState,
+    email: &str,
+    password: String,
+    client: IpAddr,
+) -> ApiResult<(Uuid, TokenPair)> {
+    let email = normalize_email(email);
+    if let Err(wait) = state.login_throttle.check(&email, client) {
+        tracing::warn!(%client, "login throttled");
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait.as_secs().max(1),
         });
@@ -167,7 +179,7 @@ async fn login(
     .fetch_optional(&state.db)
     .await?;
     let hash = row.as_ref().and_then(|r| r.password_hash.clone());
-    let valid = verify_password(body.password, hash).await?;
+    let valid = verify_password(password, hash).await?;
     let row = match row {
         Some(r) if valid => r,
         _ => return Err(ApiError::Unauthorized("Invalid email or password".into())),
@@ -181,9 +193,9 @@ async fn login(
         .bind(row.id)
         .execute(&mut *tx)
         .await?;
-    let tokens = sessions::issue(&state, &mut tx, row.id).await?;
+    let tokens = sessions::issue(state, &mut tx, row.id).await?;
     tx.commit().await?;
-    Ok(Data::new(session_out(&state, tokens, row.id).await?))
+    Ok((row.id, tokens))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

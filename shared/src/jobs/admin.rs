@@ -455,3 +455,38 @@ pub async fn prune_finished(
         }
     }
 }
+
+/// Jobs finished in one minute: completed, and dead (out of attempts).
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct MinuteThroughput {
+    pub minute: DateTime<Utc>,
+    pub completed: i64,
+    pub dead: i64,
+}
+
+/// Jobs finished per minute over the last hour: 60 points, oldest first, empty minutes as 0.
+pub async fn throughput_last_hour(
+    pool: &sqlx::PgPool,
+    org: Option<Uuid>,
+) -> Result<Vec<MinuteThroughput>, JobsError> {
+    Ok(sqlx::query_as(
+        "WITH minutes AS (
+             SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes',
+                                    date_trunc('minute', now()), interval '1 minute') AS minute),
+         done AS (
+             SELECT date_trunc('minute', finished_at) AS minute,
+                    count(*) FILTER (WHERE state = 'completed') AS completed,
+                    count(*) FILTER (WHERE state = 'dead') AS dead
+               FROM jobs
+              WHERE state IN ('completed', 'cancelled', 'dead')
+                AND finished_at >= date_trunc('minute', now()) - interval '59 minutes'
+                AND ($1::uuid IS NULL OR org_id = $1)
+              GROUP BY 1)
+         SELECT m.minute, coalesce(d.completed, 0) AS completed, coalesce(d.dead, 0) AS dead
+           FROM minutes m LEFT JOIN done d USING (minute) ORDER BY m.minute",
+    )
+    .bind(org)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,9 @@
+//! Console pages: failed (being built).
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

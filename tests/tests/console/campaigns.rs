@@ -1,0 +1,1 @@
+//! Console browser tests: campaigns (being built).

@@ -1,0 +1,1 @@
+//! Console browser tests: failed_messages (being built).

@@ -1,0 +1,1 @@
+//! Console browser tests: jobs (being built).
