@@ -260,6 +260,43 @@ impl Drop for TestApp {
     }
 }
 
+/// The job runtime against the app's database, for tests of job operations.
+impl TestApp {
+    /// A worker running the built-in job kinds (`diag.*`, maintenance) on this app's
+    /// database, polling every 50 ms; cancel the token to stop it.
+    pub fn start_builtin_worker(&self) -> CancellationToken {
+        let settings = [
+            ("WORKER_POLL_MS", "50"),
+            ("WORKER_METRICS_ADDR", "none"),
+            ("WORKER_SHUTDOWN_GRACE_SECS", "1"),
+        ];
+        let config = wharf_worker::WorkerConfig::from_lookup(self.db.url.clone(), |k| {
+            settings
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .expect("worker config");
+        let registry = wharf_worker::jobs::registry(&config);
+        let stop = CancellationToken::new();
+        tokio::spawn(wharf_worker::run_with_registry(
+            config,
+            registry,
+            stop.clone(),
+        ));
+        stop
+    }
+
+    /// A job's state as stored.
+    pub async fn job_state(&self, id: i64) -> String {
+        sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("job exists")
+    }
+}
+
 /// Multipart uploads and raw downloads, for routes that take or answer files.
 impl TestApp {
     /// Posts `form` as `multipart/form-data` with the bearer `token`.

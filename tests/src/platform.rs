@@ -341,3 +341,54 @@ pub fn llm_settings(sim_base: &str) -> Vec<(&'static str, String)> {
     .map(|name| (name, sim_base.to_string()))
     .collect()
 }
+
+/// Campaign fixtures shared by the campaign tests of both dialects and the console.
+impl Platform {
+    /// Limits `number` to `mps` messages per second, at the simulator (Meta's throughput) and
+    /// in the platform (the number's send rate).
+    pub async fn set_send_rate(&self, number: &Number, mps: u32) {
+        self.sim
+            .state()
+            .set_throughput(&number.phone_number_id, None, Some(f64::from(mps)), None)
+            .unwrap();
+        sqlx::query("UPDATE whatsapp_accounts SET messages_per_second = $2 WHERE id = $1")
+            .bind(number.account_id)
+            .bind(mps as i32)
+            .execute(&self.app.db.pool)
+            .await
+            .unwrap();
+    }
+
+    /// An approved utility template "promo" ("Hi {{1}}, your code is {{2}}") on `number`,
+    /// known to the simulator and the platform: (the platform's id, the simulator's id).
+    pub async fn approved_promo(&self, number: &Number) -> (Uuid, String) {
+        let components = json!([{"type": "BODY", "text": "Hi {{1}}, your code is {{2}}",
+                                 "example": {"body_text": [["Ana", "42"]]}}]);
+        let sim_id = self
+            .sim
+            .state()
+            .seed_template(
+                &number.waba_id,
+                wharf_sim::TemplateSpec {
+                    name: "promo".into(),
+                    components: Some(components.clone()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let id = sqlx::query_scalar(
+            "INSERT INTO message_templates (org_id, account_id, waba_id, meta_template_id, name, language, category, status,
+                                            parameter_format, components)
+             VALUES ($1, $2, $3, $4, 'promo', 'en_US', 'UTILITY', 'APPROVED', 'POSITIONAL', $5) RETURNING id",
+        )
+        .bind(number.org_id)
+        .bind(number.account_id)
+        .bind(&number.waba_id)
+        .bind(&sim_id)
+        .bind(&components)
+        .fetch_one(&self.app.db.pool)
+        .await
+        .unwrap();
+        (id, sim_id)
+    }
+}

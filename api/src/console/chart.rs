@@ -19,12 +19,13 @@ fn escape(text: &str) -> String {
 /// An SVG bar chart, `description` read out by screen readers. Safe to embed unescaped:
 /// every text in it is escaped here.
 pub fn bars(description: &str, bars: &[Bar]) -> String {
-    const W: f64 = 600.0;
-    const H: f64 = 140.0;
+    // Scaled to the box's width with its proportions kept, so text is never stretched.
+    const W: f64 = 1000.0;
+    const H: f64 = 170.0;
     const AXIS: f64 = 18.0;
     let max = bars.iter().map(|b| b.value).fold(0.0_f64, f64::max);
     let mut svg = format!(
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{}" preserveAspectRatio="none">"#,
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
         escape(description)
     );
     if bars.is_empty() || max <= 0.0 {
@@ -37,7 +38,8 @@ pub fn bars(description: &str, bars: &[Bar]) -> String {
         return svg;
     }
     let slot = W / bars.len() as f64;
-    let width = (slot * 0.8).max(1.0);
+    // A few bars stay bars, not slabs.
+    let width = (slot * 0.8).clamp(1.0, 48.0);
     for (i, bar) in bars.iter().enumerate() {
         let h = (bar.value / max) * (H - AXIS - 4.0);
         let x = i as f64 * slot + (slot - width) / 2.0;

@@ -64,6 +64,44 @@ impl Console {
             None => Ok(requested),
         }
     }
+
+    /// [`Self::org_scope`] for an `org` value as a query or form carries it: absent or empty
+    /// asks for none, a malformed id is a 400 page.
+    pub fn requested_org(&self, raw: Option<&str>) -> Result<Option<Uuid>, PageError> {
+        let requested = raw
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                Uuid::parse_str(s).map_err(|_| {
+                    PageError::bad_request("That organization id is not valid.".into())
+                })
+            })
+            .transpose()?;
+        self.org_scope(requested)
+    }
+
+    /// The organization an action (a POST) on an org-scoped page acts on: required.
+    pub fn action_org(&self, raw: Option<&str>) -> Result<Uuid, PageError> {
+        self.requested_org(raw)?
+            .ok_or_else(|| PageError::bad_request("Choose an organization first.".into()))
+    }
+
+    /// The `org` a super admin's links and forms must carry (an org admin's need none).
+    pub fn org_field(&self, org: Uuid) -> Option<String> {
+        self.is_super_admin().then(|| org.to_string())
+    }
+
+    /// `{sep}org=<id>` to append to a link for a super admin; empty for an org admin.
+    pub fn org_param(&self, org: Uuid, sep: char) -> String {
+        self.org_field(org)
+            .map(|o| format!("{sep}org={o}"))
+            .unwrap_or_default()
+    }
+
+    /// Where an action on an org-scoped page goes back to.
+    pub fn back_to(&self, path: &str, org: Uuid) -> String {
+        format!("{path}{}", self.org_param(org, '?'))
+    }
 }
 
 #[derive(sqlx::FromRow)]

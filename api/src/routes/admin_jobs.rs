@@ -160,6 +160,19 @@ async fn act_on_job(
 ) -> ApiResult<Json<Value>> {
     let org = scope(&auth)?;
     let id = parse_job_id(&id)?;
+    let job = act_on_job_in(&state, org, id, action).await?;
+    Ok(Json(json!({ "data": job })))
+}
+
+/// Retries or cancels job `id` as seen from `org` (`None`: every org): 404 when it does not
+/// exist for the caller, 409 when its state does not allow the action; the job afterwards.
+/// Shared by the JSON routes and the console's job page.
+pub(crate) async fn act_on_job_in(
+    state: &AppState,
+    org: Option<Uuid>,
+    id: i64,
+    action: BulkJobAction,
+) -> ApiResult<Option<admin::JobDetail>> {
     let existing = admin::get_job(&state.db, org, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Job"))?;
@@ -173,8 +186,7 @@ async fn act_on_job(
             existing.summary.state
         )));
     }
-    let job = admin::get_job(&state.db, org, id).await?;
-    Ok(Json(json!({ "data": job })))
+    Ok(admin::get_job(&state.db, org, id).await?)
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]

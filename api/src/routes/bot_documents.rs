@@ -258,12 +258,21 @@ async fn reprocess_document(
 ) -> ApiResult<(StatusCode, Json<Data<Document>>)> {
     let org_id = auth.authorize(Role::Admin, scopes::ADMIN)?;
     let id = parse_id(&id, "Document")?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Data::new(reprocess(&state, org_id, id).await?),
+    ))
+}
+
+/// Queues a fresh ingestion of one of the organization's documents (the API's re-process and
+/// the console's Retry); 404 when it is not the organization's.
+pub(crate) async fn reprocess(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<Document> {
     let mut tx = state.db.begin().await?;
     let doc = documents::reingest(&mut tx, org_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Document"))?;
     tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, Data::new(doc)))
+    Ok(doc)
 }
 
 const MAX_QUERY_CHARS: usize = 2_000;
@@ -381,6 +390,12 @@ async fn embedding_info(
     auth: Auth,
 ) -> ApiResult<Json<Data<EmbeddingInfo>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
+    Ok(Data::new(embedding_info_of(&state, org_id).await?))
+}
+
+/// The organization's embedding model and index state (`embedding-info`, and the top of the
+/// console's knowledge-base page).
+pub(crate) async fn embedding_info_of(state: &AppState, org_id: Uuid) -> ApiResult<EmbeddingInfo> {
     let mut conn = state.db.acquire().await?;
     let embedder = embedding::current(&mut conn, &state.secrets, org_id).await?;
     let language = embedding::ts_config(&mut conn, org_id).await?;
@@ -396,7 +411,7 @@ async fn embedding_info(
         Some((p, m)) => (Some(p.to_string()), Some(m.to_string())),
         None => (None, None),
     };
-    Ok(Data::new(EmbeddingInfo {
+    Ok(EmbeddingInfo {
         retrieval: if provider.is_some() {
             "HYBRID"
         } else {
@@ -412,7 +427,7 @@ async fn embedding_info(
         documents_reindexing,
         language: language.into(),
         error,
-    }))
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

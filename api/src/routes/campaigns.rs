@@ -42,7 +42,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wharf_shared::{
     campaigns::{
-        self, audience,
+        self, audience, control,
         create::{self, CampaignTemplate},
         meta_costs, pricing,
     },
@@ -90,7 +90,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 // ---- shapes ------------------------------------------------------------------------------
 
 /// Recipient counts by state.
-#[derive(Debug, Default, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Counts {
     pub total: i64,
     /// Not dispatched yet.
@@ -158,7 +158,7 @@ const CAMPAIGN_COLS: &str = "c.id, c.name, c.status, c.paused_reason, c.account_
     c.completed_at, c.cancelled_at, c.created_by, c.recipient_count, c.rejected_count, c.estimated_cost, c.currency,
     c.rate_table_version, c.created_at, c.updated_at";
 
-async fn fetch_campaign(db: &PgPool, org_id: Uuid, id: Uuid) -> ApiResult<CampaignOut> {
+pub(crate) async fn fetch_campaign(db: &PgPool, org_id: Uuid, id: Uuid) -> ApiResult<CampaignOut> {
     let mut c: CampaignOut = sqlx::query_as(&format!(
         "SELECT {CAMPAIGN_COLS} FROM campaigns c WHERE c.id = $1 AND c.org_id = $2 AND c.deleted_at IS NULL"
     ))
@@ -196,7 +196,7 @@ pub struct ListQuery {
     pub search: Option<String>,
 }
 
-const STATUSES: [&str; 6] = [
+pub(crate) const STATUSES: [&str; 6] = [
     "DRAFT",
     "SCHEDULED",
     "RUNNING",
@@ -241,6 +241,12 @@ async fn list_campaigns(
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> ApiResult<Json<CampaignPage>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
+    Ok(Json(list(&state.db, org_id, &q).await?))
+}
+
+/// A page of the organization's campaigns, newest first, with their recipient counts (the
+/// API's list and the console's).
+pub(crate) async fn list(db: &PgPool, org_id: Uuid, q: &ListQuery) -> ApiResult<CampaignPage> {
     let paging = PageParams {
         page: q.page,
         limit: q.limit,
@@ -259,22 +265,22 @@ async fn list_campaigns(
     .bind(&search)
     .bind(paging.limit())
     .bind(paging.offset())
-    .fetch_all(&state.db)
+    .fetch_all(db)
     .await?;
     let total: i64 =
         sqlx::query_scalar(&format!("SELECT count(*) FROM campaigns c WHERE {filter}"))
             .bind(org_id)
             .bind(&q.status)
             .bind(&search)
-            .fetch_one(&state.db)
+            .fetch_one(db)
             .await?;
     for c in &mut rows {
-        c.counts = counts(&state.db, c.id).await?;
+        c.counts = counts(db, c.id).await?;
     }
-    Ok(Json(CampaignPage {
+    Ok(CampaignPage {
         data: rows,
         pagination: pagination(&paging, total),
-    }))
+    })
 }
 
 // ---- create ------------------------------------------------------------------------------
@@ -892,7 +898,23 @@ fn rate(a: i64, b: i64) -> f64 {
     }
 }
 
-async fn stats_of(db: &PgPool, c: CampaignOut) -> ApiResult<CampaignStats> {
+/// The funnel of a campaign whose recipients are `k`, `replied` of whom wrote back (the stats
+/// route's arithmetic, also the console's live funnel).
+pub(crate) fn funnel(k: &Counts, replied: i64) -> Funnel {
+    let sent = k.sent + k.delivered + k.read;
+    let delivered = k.delivered + k.read;
+    Funnel {
+        sent,
+        delivered,
+        read: k.read,
+        replied,
+        delivery_rate: rate(delivered, sent),
+        read_rate: rate(k.read, delivered),
+        reply_rate: rate(replied, delivered),
+    }
+}
+
+pub(crate) async fn stats_of(db: &PgPool, c: CampaignOut) -> ApiResult<CampaignStats> {
     let (replied, delivered_cost): (i64, f64) = sqlx::query_as(&format!(
         "SELECT count(*) FILTER (WHERE {REPLIED}),
                 coalesce(sum(r.unit_cost) FILTER (WHERE m.status IN ('delivered', 'read')), 0)::float8
@@ -911,20 +933,9 @@ async fn stats_of(db: &PgPool, c: CampaignOut) -> ApiResult<CampaignStats> {
     .bind(c.id)
     .fetch_all(db)
     .await?;
-    let k = &c.counts;
-    let sent = k.sent + k.delivered + k.read;
-    let delivered = k.delivered + k.read;
     Ok(CampaignStats {
         status: c.status.clone(),
-        funnel: Funnel {
-            sent,
-            delivered,
-            read: k.read,
-            replied,
-            delivery_rate: rate(delivered, sent),
-            read_rate: rate(k.read, delivered),
-            reply_rate: rate(replied, delivered),
-        },
+        funnel: funnel(&c.counts, replied),
         counts: c.counts.clone(),
         failures_by_code,
         cost: Cost {
@@ -1041,15 +1052,26 @@ async fn export(
 ) -> ApiResult<Response> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let id = campaign_id(&id)?;
+    export_csv(&state.db, org_id, id, q.status.as_deref()).await
+}
+
+/// The campaign's recipients (all, or those in `status`, one of the export's statuses) as a
+/// CSV download streamed from the database: the API's export and the console's download.
+pub(crate) async fn export_csv(
+    db: &PgPool,
+    org_id: Uuid,
+    id: Uuid,
+    status: Option<&str>,
+) -> ApiResult<Response> {
     let name: String = sqlx::query_scalar(
         "SELECT name FROM campaigns WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
     )
     .bind(id)
     .bind(org_id)
-    .fetch_optional(&state.db)
+    .fetch_optional(db)
     .await?
     .ok_or_else(|| ApiError::not_found("Campaign"))?;
-    let cond = status_condition(q.status.as_deref())
+    let cond = status_condition(status)
         .map(|c| format!(" AND {c}"))
         .unwrap_or_default();
     let sql = format!(
@@ -1059,7 +1081,7 @@ async fn export(
     // A producer task streams rows into a small bounded channel: the body is sent as it is
     // read, and never held whole in memory.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    let db = state.db.clone();
+    let db = db.clone();
     tokio::spawn(async move {
         let header = "row,phone,name,status,skip_reason,wamid,error_code,error_title,sent_at,delivered_at,read_at,failed_at,replied,variables\n";
         if tx.send(Ok(Bytes::from(header))).await.is_err() {
@@ -1137,23 +1159,37 @@ async fn export(
 
 // ---- live progress -----------------------------------------------------------------------
 
-/// Live progress as server-sent events: a `progress` event with the status and counts every
-/// 500 ms while they change (and a keep-alive otherwise); a final `done` event when the
-/// campaign completes or is cancelled, then the stream ends.
-#[utoipa::path(get, path = "/campaigns/{id}/events", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404)))]
-async fn events(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
-    let id = campaign_id(&id)?;
-    fetch_campaign(&state.db, org_id, id).await?;
-    let db = state.db.clone();
-    // (db, last payload, finished)
-    let stream = futures::stream::unfold(
-        (db, String::new(), false, true),
+/// One look at a campaign's progress.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Progress {
+    pub status: String,
+    pub paused_reason: Option<String>,
+    pub counts: Counts,
+}
+
+/// What [`progress_stream`] yields.
+#[derive(Debug, Clone)]
+pub(crate) enum ProgressTick {
+    /// The campaign is still going (or paused).
+    Progress(Progress),
+    /// It completed or was cancelled: the last item.
+    Done(Progress),
+    /// It no longer exists: the last item.
+    Deleted,
+}
+
+/// A campaign's progress, polled every 500 ms: the first look at once, then a look whenever
+/// the status or counts change (or, with `repeat_after`, also when that long has passed
+/// unchanged), ending after the campaign completes, is cancelled or disappears (or the
+/// database fails). Both the API's SSE route and the console's live page stream this.
+pub(crate) fn progress_stream(
+    db: PgPool,
+    id: Uuid,
+    repeat_after: Option<Duration>,
+) -> impl Stream<Item = ProgressTick> {
+    // (db, last look and when it was sent, finished, first)
+    futures::stream::unfold(
+        (db, None::<(Progress, tokio::time::Instant)>, false, true),
         move |(db, last, finished, first)| async move {
             if finished {
                 return None;
@@ -1168,33 +1204,64 @@ async fn events(
                         .fetch_optional(&db)
                         .await
                         .ok()?;
-                let Some((status, reason)) = status else {
-                    return Some((
-                        Ok(Event::default()
-                            .event("done")
-                            .data("{\"status\":\"DELETED\"}")),
-                        (db, last, true, false),
-                    ));
+                let Some((status, paused_reason)) = status else {
+                    return Some((ProgressTick::Deleted, (db, last, true, false)));
                 };
                 let counts = counts(&db, id).await.ok()?;
-                let payload =
-                    json!({"status": status, "pausedReason": reason, "counts": counts}).to_string();
-                let done = status == "COMPLETED" || status == "CANCELLED";
-                if done {
+                let now = tokio::time::Instant::now();
+                let look = Progress {
+                    status,
+                    paused_reason,
+                    counts,
+                };
+                if look.status == "COMPLETED" || look.status == "CANCELLED" {
                     return Some((
-                        Ok(Event::default().event("done").data(payload.clone())),
-                        (db, payload, true, false),
+                        ProgressTick::Done(look.clone()),
+                        (db, Some((look, now)), true, false),
                     ));
                 }
-                if payload != last || first {
+                let due = match &last {
+                    None => true,
+                    Some((prev, at)) => {
+                        *prev != look || repeat_after.is_some_and(|d| now - *at >= d)
+                    }
+                };
+                if due || first {
                     return Some((
-                        Ok(Event::default().event("progress").data(payload.clone())),
-                        (db, payload, false, false),
+                        ProgressTick::Progress(look.clone()),
+                        (db, Some((look, now)), false, false),
                     ));
                 }
             }
         },
-    );
+    )
+}
+
+/// Live progress as server-sent events: a `progress` event with the status and counts every
+/// 500 ms while they change (and a keep-alive otherwise); a final `done` event when the
+/// campaign completes or is cancelled, then the stream ends.
+#[utoipa::path(get, path = "/campaigns/{id}/events", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404)))]
+async fn events(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
+    let id = campaign_id(&id)?;
+    fetch_campaign(&state.db, org_id, id).await?;
+    let payload = |p: &Progress| {
+        json!({"status": p.status, "pausedReason": p.paused_reason, "counts": p.counts}).to_string()
+    };
+    let stream = progress_stream(state.db.clone(), id, None).map(move |tick| {
+        Ok(match tick {
+            ProgressTick::Progress(p) => Event::default().event("progress").data(payload(&p)),
+            ProgressTick::Done(p) => Event::default().event("done").data(payload(&p)),
+            ProgressTick::Deleted => Event::default()
+                .event("done")
+                .data("{\"status\":\"DELETED\"}"),
+        })
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -1238,6 +1305,29 @@ async fn launch(
     Ok(Data::new(fetch_campaign(&state.db, org_id, id).await?))
 }
 
+/// The API's answer to a control action that did not apply: 404, or 409 with `conflict`'s
+/// message for the campaign's status.
+fn control_error(outcome: control::Outcome, conflict: impl Fn(&str) -> String) -> ApiResult<()> {
+    match outcome {
+        control::Outcome::Done => Ok(()),
+        control::Outcome::NotFound => Err(ApiError::not_found("Campaign")),
+        control::Outcome::WrongState(status) => Err(ApiError::Conflict(conflict(&status))),
+    }
+}
+
+/// Why pause did not apply to a campaign in `status` (the API's and the console's words).
+pub(crate) fn pause_conflict(status: &str) -> String {
+    format!("Only RUNNING campaigns can be paused (this one is {status})")
+}
+
+pub(crate) fn resume_conflict(status: &str) -> String {
+    format!("Only PAUSED campaigns can be resumed (this one is {status})")
+}
+
+pub(crate) fn cancel_conflict(status: &str) -> String {
+    format!("This campaign is {status}; it cannot be cancelled")
+}
+
 /// Pause a running campaign: no message leaves while paused (effective within a second).
 #[utoipa::path(post, path = "/campaigns/{id}/pause", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Data<CampaignOut>), (status = 404), (status = 409)))]
@@ -1248,20 +1338,7 @@ async fn pause(
 ) -> ApiResult<Json<Data<CampaignOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let id = campaign_id(&id)?;
-    let status = current_status(&state, org_id, id).await?;
-    let done = sqlx::query(
-        "UPDATE campaigns SET status = 'PAUSED', paused_at = now(), paused_reason = 'paused by a user'
-          WHERE id = $1 AND org_id = $2 AND status = 'RUNNING'",
-    )
-    .bind(id)
-    .bind(org_id)
-    .execute(&state.db)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::Conflict(format!(
-            "Only RUNNING campaigns can be paused (this one is {status})"
-        )));
-    }
+    control_error(control::pause(&state.db, org_id, id).await?, pause_conflict)?;
     Ok(Data::new(fetch_campaign(&state.db, org_id, id).await?))
 }
 
@@ -1275,51 +1352,11 @@ async fn resume(
 ) -> ApiResult<Json<Data<CampaignOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_SEND)?;
     let id = campaign_id(&id)?;
-    let status = current_status(&state, org_id, id).await?;
-    let mut tx = state.db.begin().await?;
-    let done = sqlx::query(
-        "UPDATE campaigns SET status = 'RUNNING', paused_reason = NULL, paused_at = NULL
-          WHERE id = $1 AND org_id = $2 AND status = 'PAUSED'",
-    )
-    .bind(id)
-    .bind(org_id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::Conflict(format!(
-            "Only PAUSED campaigns can be resumed (this one is {status})"
-        )));
-    }
-    campaigns::enqueue_dispatch(&mut tx, org_id, id)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    tx.commit().await?;
+    control_error(
+        control::resume(&state.db, org_id, id).await?,
+        resume_conflict,
+    )?;
     Ok(Data::new(fetch_campaign(&state.db, org_id, id).await?))
-}
-
-async fn cancel_ids(state: &AppState, org_id: Uuid, ids: &[Uuid]) -> ApiResult<u64> {
-    let mut tx = state.db.begin().await?;
-    let cancelled: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE campaigns SET status = 'CANCELLED', cancelled_at = now()
-          WHERE id = ANY($1) AND org_id = $2 AND status IN ('DRAFT', 'SCHEDULED', 'RUNNING', 'PAUSED') AND deleted_at IS NULL
-          RETURNING id",
-    )
-    .bind(ids)
-    .bind(org_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    // Recipients not dispatched yet are skipped now; messages already queued are dropped by
-    // the send job's gate when their job runs (within a second or two).
-    sqlx::query(
-        "UPDATE campaign_recipients SET status = 'skipped', skip_reason = 'cancelled', updated_at = now()
-          WHERE campaign_id = ANY($1) AND status = 'pending'",
-    )
-    .bind(&cancelled)
-    .execute(&mut *tx)
-    .await?;
-    campaigns::unschedule_launch(&mut tx, &cancelled).await?;
-    tx.commit().await?;
-    Ok(cancelled.len() as u64)
 }
 
 /// Cancel a campaign: recipients not sent yet are skipped (cancelled); nothing more leaves.
@@ -1332,12 +1369,10 @@ async fn cancel(
 ) -> ApiResult<Json<Data<CampaignOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_WRITE)?;
     let id = campaign_id(&id)?;
-    let status = current_status(&state, org_id, id).await?;
-    if cancel_ids(&state, org_id, &[id]).await? == 0 {
-        return Err(ApiError::Conflict(format!(
-            "This campaign is {status}; it cannot be cancelled"
-        )));
-    }
+    control_error(
+        control::cancel(&state.db, org_id, id).await?,
+        cancel_conflict,
+    )?;
     Ok(Data::new(fetch_campaign(&state.db, org_id, id).await?))
 }
 
@@ -1466,16 +1501,8 @@ async fn bulk(
         .execute(&state.db)
         .await?
         .rows_affected(),
-        "pause" => sqlx::query(
-            "UPDATE campaigns SET status = 'PAUSED', paused_at = now(), paused_reason = 'paused by a user'
-              WHERE id = ANY($1) AND org_id = $2 AND status = 'RUNNING'",
-        )
-        .bind(&ids)
-        .bind(org_id)
-        .execute(&state.db)
-        .await?
-        .rows_affected(),
-        _ => cancel_ids(&state, org_id, &ids).await?,
+        "pause" => control::pause_many(&state.db, org_id, &ids).await?,
+        _ => control::cancel_many(&state.db, org_id, &ids).await?,
     };
     Ok(Data::new(BulkOut {
         affected,

@@ -67,7 +67,7 @@ pub struct FailedFilter {
 }
 
 impl FailedFilter {
-    fn check(&self, v: &mut Violations) {
+    pub(crate) fn check(&self, v: &mut Violations) {
         if let Some(s) = &self.status {
             if s != "FAILED" && s != "PENDING" {
                 v.add_kind("status", "must be FAILED or PENDING", "enum");
@@ -183,6 +183,17 @@ async fn list_failed(
     ValidQuery(q): ValidQuery<FailedFilter>,
 ) -> ApiResult<Json<Page<FailedMessageOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_READ)?;
+    let (rows, paging, total) = list_page(&state, org_id, &q).await?;
+    Ok(Page::new(rows, &paging, total))
+}
+
+/// One page of `org_id`'s failed (or held) messages matching `q`, newest failure first, with
+/// the paging used and the total. Shared by the JSON list and the console page.
+pub(crate) async fn list_page(
+    state: &AppState,
+    org_id: Uuid,
+    q: &FailedFilter,
+) -> ApiResult<(Vec<FailedMessageOut>, PageParams, i64)> {
     let paging = PageParams {
         page: q.page,
         limit: Some(q.page_size.unwrap_or(25).clamp(1, MAX_PAGE_SIZE)),
@@ -203,7 +214,7 @@ async fn list_failed(
     count.push(FROM);
     q.push_where(&mut count, org_id);
     let total: i64 = count.build_query_scalar().fetch_one(&state.db).await?;
-    Ok(Page::new(rows, &paging, total))
+    Ok((rows, paging, total))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -242,6 +253,11 @@ async fn failed_stats(
     auth: Auth,
 ) -> ApiResult<Json<Data<FailedStats>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_READ)?;
+    Ok(Data::new(stats(&state, org_id).await?))
+}
+
+/// `org_id`'s failed-message statistics (shared by the JSON route and the console page).
+pub(crate) async fn stats(state: &AppState, org_id: Uuid) -> ApiResult<FailedStats> {
     let base = "FROM messages m WHERE m.org_id = $1 AND m.direction = 'OUTBOUND' AND m.discarded_at IS NULL";
     let (total, retryable, held): (i64, i64, i64) = sqlx::query_as(&format!(
         "SELECT count(*) FILTER (WHERE m.status = 'failed'),
@@ -266,14 +282,14 @@ async fn failed_stats(
     .bind(org_id)
     .fetch_all(&state.db)
     .await?;
-    Ok(Data::new(FailedStats {
+    Ok(FailedStats {
         total,
         retryable,
         permanent: total - retryable,
         held,
         by_code,
         by_day,
-    }))
+    })
 }
 
 /// Outcome of resetting one message for a new send.
@@ -327,7 +343,8 @@ pub(crate) async fn requeue(
     Ok(Requeue::Queued)
 }
 
-async fn ensure_exists(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<()> {
+/// 404 unless message `id` is `org_id`'s (any status).
+pub(crate) async fn ensure_exists(state: &AppState, org_id: Uuid, id: Uuid) -> ApiResult<()> {
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND org_id = $2)")
             .bind(id)
@@ -391,7 +408,7 @@ async fn discard(
 }
 
 /// Discards failed or held messages; a held (queued) one fails for good so its job stops.
-async fn discard_where(
+pub(crate) async fn discard_where(
     state: &AppState,
     org_id: Uuid,
     ids: &[Uuid],
@@ -458,13 +475,23 @@ async fn select_ids(
         SelectionMode::Ids => Ok(selection.uuids()),
         SelectionMode::Filter => {
             let filter = selection.filter.clone().unwrap_or_default();
-            let mut q = QueryBuilder::<Postgres>::new("SELECT m.id");
-            q.push(FROM);
-            filter.push_where(&mut q, org_id);
-            q.push(" ORDER BY m.id LIMIT ").push_bind(MAX_BULK);
-            Ok(q.build_query_scalar().fetch_all(&state.db).await?)
+            ids_matching(state, org_id, &filter).await
         }
     }
+}
+
+/// The ids a bulk action by `filter` acts on (at most [`MAX_BULK`]); shared by the JSON bulk
+/// routes and the console page.
+pub(crate) async fn ids_matching(
+    state: &AppState,
+    org_id: Uuid,
+    filter: &FailedFilter,
+) -> ApiResult<Vec<Uuid>> {
+    let mut q = QueryBuilder::<Postgres>::new("SELECT m.id");
+    q.push(FROM);
+    filter.push_where(&mut q, org_id);
+    q.push(" ORDER BY m.id LIMIT ").push_bind(MAX_BULK);
+    Ok(q.build_query_scalar().fetch_all(&state.db).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -485,14 +512,24 @@ async fn bulk_retry(
 ) -> ApiResult<Json<Data<BulkRetryOut>>> {
     let org_id = auth.authorize(Role::Admin, scopes::WHATSAPP_SEND)?;
     let ids = select_ids(&state, org_id, &body).await?;
+    Ok(Data::new(retry_many(&state, org_id, &ids).await?))
+}
+
+/// Requeues each of `ids` for a new send; counts the queued and the skipped ones. Shared by
+/// the JSON bulk route and the console page.
+pub(crate) async fn retry_many(
+    state: &AppState,
+    org_id: Uuid,
+    ids: &[Uuid],
+) -> ApiResult<BulkRetryOut> {
     let (mut queued, mut skipped) = (0, 0);
     for id in ids {
-        match requeue(&state, org_id, id, "bulk_retry").await? {
+        match requeue(state, org_id, *id, "bulk_retry").await? {
             Requeue::Queued => queued += 1,
             _ => skipped += 1,
         }
     }
-    Ok(Data::new(BulkRetryOut { queued, skipped }))
+    Ok(BulkRetryOut { queued, skipped })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

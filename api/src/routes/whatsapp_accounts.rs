@@ -161,6 +161,12 @@ async fn list_accounts(
     auth: Auth,
 ) -> ApiResult<Json<Data<Vec<AccountOut>>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
+    Ok(Data::new(accounts_of(&state, org_id).await?))
+}
+
+/// The organization's accounts (disconnected ones last), tokens masked: the list above and
+/// the console's accounts page.
+pub(crate) async fn accounts_of(state: &AppState, org_id: Uuid) -> ApiResult<Vec<AccountOut>> {
     let rows: Vec<AccountRow> = sqlx::query_as(&format!(
         "SELECT {ACCOUNT_COLUMNS} FROM whatsapp_accounts WHERE org_id = $1
           ORDER BY status = 'DISCONNECTED', created_at, id"
@@ -168,9 +174,7 @@ async fn list_accounts(
     .bind(org_id)
     .fetch_all(&state.db)
     .await?;
-    Ok(Data::new(
-        rows.into_iter().map(|r| r.into_out(&state)).collect(),
-    ))
+    Ok(rows.into_iter().map(|r| r.into_out(state)).collect())
 }
 
 /// Maps a Meta error met while verifying user-supplied credentials: Meta rejecting them is the
@@ -461,16 +465,27 @@ async fn health(
 ) -> ApiResult<Json<Data<AccountHealthOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
     let id = parse_id(&id, "WhatsApp account")?;
-    let row = fetch_row(&state, org_id, id).await?;
+    Ok(Data::new(account_health(&state, org_id, id).await?))
+}
+
+/// A number's live health from Meta (the body of `GET /whatsapp-accounts/{id}/health`, also
+/// shown by the console): refreshes the stored quality and throughput; an expired token marks
+/// the account NEEDS_REAUTH and raises an alert.
+pub(crate) async fn account_health(
+    state: &AppState,
+    org_id: Uuid,
+    id: Uuid,
+) -> ApiResult<AccountHealthOut> {
+    let row = fetch_row(state, org_id, id).await?;
     if row.status == "DISCONNECTED" {
-        let account = row.into_out(&state);
-        return Ok(Data::new(AccountHealthOut {
+        let account = row.into_out(state);
+        return Ok(AccountHealthOut {
             account,
             reachable: false,
             token_valid: false,
             meta: None,
             error: Some("disconnected".into()),
-        }));
+        });
     }
     let token = state
         .secrets
@@ -499,7 +514,7 @@ async fn health(
             (true, true, serde_json::to_value(&info).ok(), None)
         }
         Err(e) if e.class() == ErrorClass::AccountLevel => {
-            mark_needs_reauth(&state, org_id, id, &e).await?;
+            mark_needs_reauth(state, org_id, id, &e).await?;
             (
                 true,
                 false,
@@ -509,14 +524,14 @@ async fn health(
         }
         Err(e) => (false, true, None, Some(e.to_string())),
     };
-    let account = fetch_row(&state, org_id, id).await?.into_out(&state);
-    Ok(Data::new(AccountHealthOut {
+    let account = fetch_row(state, org_id, id).await?.into_out(state);
+    Ok(AccountHealthOut {
         account,
         reachable,
         token_valid,
         meta: meta_json,
         error,
-    }))
+    })
 }
 
 /// Marks an account as needing a new token and raises one alert for it.
@@ -658,17 +673,28 @@ async fn list_alerts(
     ValidQuery(q): ValidQuery<AlertsQuery>,
 ) -> ApiResult<Json<Data<Vec<AlertOut>>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_READ)?;
-    let alerts = sqlx::query_as(
+    Ok(Data::new(
+        alerts_of(&state.db, org_id, q.acknowledged).await?,
+    ))
+}
+
+/// The organization's alerts, newest first, at most 200; only acknowledged ones or only
+/// unacknowledged ones when `acknowledged` says so (the API's list and the console's).
+pub(crate) async fn alerts_of(
+    db: &sqlx::PgPool,
+    org_id: Uuid,
+    acknowledged: Option<bool>,
+) -> Result<Vec<AlertOut>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT id, account_id, kind, upper(kind) AS alert_type, severity, title, message, details, acknowledged_at, acknowledged_by, created_at
            FROM account_alerts
           WHERE org_id = $1 AND ($2::bool IS NULL OR (acknowledged_at IS NOT NULL) = $2)
           ORDER BY created_at DESC, id LIMIT 200",
     )
     .bind(org_id)
-    .bind(q.acknowledged)
-    .fetch_all(&state.db)
-    .await?;
-    Ok(Data::new(alerts))
+    .bind(acknowledged)
+    .fetch_all(db)
+    .await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -710,6 +736,19 @@ async fn acknowledge_alert(
 ) -> ApiResult<Json<Data<AlertOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
     let id = parse_id(&id, "Alert")?;
+    Ok(Data::new(
+        acknowledge(&state.db, org_id, id, acting_user(&auth)).await?,
+    ))
+}
+
+/// Acknowledges one of the organization's alerts (again: a no-op keeping the first time and
+/// person); 404 when it is not the organization's.
+pub(crate) async fn acknowledge(
+    db: &sqlx::PgPool,
+    org_id: Uuid,
+    id: Uuid,
+    by: Option<Uuid>,
+) -> ApiResult<AlertOut> {
     let alert: Option<AlertOut> = sqlx::query_as(
         "UPDATE account_alerts SET acknowledged_at = COALESCE(acknowledged_at, now()),
                 acknowledged_by = COALESCE(acknowledged_by, $3)
@@ -718,12 +757,10 @@ async fn acknowledge_alert(
     )
     .bind(id)
     .bind(org_id)
-    .bind(acting_user(&auth))
-    .fetch_optional(&state.db)
+    .bind(by)
+    .fetch_optional(db)
     .await?;
-    Ok(Data::new(
-        alert.ok_or_else(|| ApiError::not_found("Alert"))?,
-    ))
+    alert.ok_or_else(|| ApiError::not_found("Alert"))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -739,15 +776,24 @@ async fn acknowledge_all(
     auth: Auth,
 ) -> ApiResult<Json<Data<AcknowledgedOut>>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_WRITE)?;
+    Ok(Data::new(AcknowledgedOut {
+        acknowledged: acknowledge_all_of(&state.db, org_id, acting_user(&auth)).await?,
+    }))
+}
+
+/// Acknowledges every open alert of the organization; returns how many.
+pub(crate) async fn acknowledge_all_of(
+    db: &sqlx::PgPool,
+    org_id: Uuid,
+    by: Option<Uuid>,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE account_alerts SET acknowledged_at = now(), acknowledged_by = $2
           WHERE org_id = $1 AND acknowledged_at IS NULL",
     )
     .bind(org_id)
-    .bind(acting_user(&auth))
-    .execute(&state.db)
+    .bind(by)
+    .execute(db)
     .await?;
-    Ok(Data::new(AcknowledgedOut {
-        acknowledged: done.rows_affected(),
-    }))
+    Ok(done.rows_affected())
 }

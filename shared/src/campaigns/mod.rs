@@ -9,6 +9,7 @@
 
 pub mod analytics;
 pub mod audience;
+pub mod control;
 pub mod create;
 pub mod meta_costs;
 pub mod pricing;

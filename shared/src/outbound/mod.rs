@@ -93,3 +93,22 @@ pub async fn release_held(conn: &mut PgConnection, account_id: Uuid) -> Result<u
     }
     Ok(done.rows_affected())
 }
+
+/// Messages each of an organization's numbers sent in the last minute (accepted by Meta), per
+/// second: the send rate a person watching the console sees. Numbers that sent nothing are
+/// absent. Reads through `messages_org_idx` (messages created in the last hour).
+pub async fn recent_send_rates(
+    pool: &sqlx::PgPool,
+    org_id: Uuid,
+) -> Result<Vec<(Uuid, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, count(*)::float8 / 60.0
+           FROM messages
+          WHERE org_id = $1 AND created_at > now() - interval '1 hour'
+            AND direction = 'OUTBOUND' AND sent_at > now() - interval '1 minute'
+          GROUP BY account_id",
+    )
+    .bind(org_id)
+    .fetch_all(pool)
+    .await
+}

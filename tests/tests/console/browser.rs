@@ -135,7 +135,14 @@ impl Browser {
     }
 
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.expect("element text")
+        // A live region may replace the element between finding and reading it: find again.
+        for _ in 0..20 {
+            if let Ok(t) = self.find(css).await.text().await {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} kept going stale");
     }
 
     pub async fn fill(&self, css: &str, value: &str) {
@@ -144,8 +151,47 @@ impl Browser {
         el.send_keys(value).await.expect("type");
     }
 
+    /// Clicks `css`. When the click loads a new page (a link, or a button that submits a
+    /// form), waits until the new page has loaded, so what the test reads next is the page the
+    /// click led to, never the one it left.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("click");
+        let el = self.find(css).await;
+        let arg = serde_json::to_value(&el).expect("element reference");
+        let navigates = self
+            .client
+            .execute(
+                "const el = arguments[0]; window.__wharfLeaving = true;
+                 return !!(el.closest('a[href]') || (el.form && (el.type === 'submit' || el.tagName === 'BUTTON' && !el.type)));",
+                vec![arg],
+            )
+            .await
+            .expect("script runs")
+            .as_bool()
+            .unwrap_or(false);
+        el.click().await.expect("click");
+        if navigates {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let done = self
+                    .client
+                    .execute(
+                        "return window.__wharfLeaving !== true && document.readyState === 'complete';",
+                        vec![],
+                    )
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
+                if done {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "clicking {css} never loaded a page"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
     /// The whole page's visible text.

@@ -8,4 +8,5 @@ mod campaigns;
 mod failed_messages;
 mod jobs;
 mod knowledge;
+mod overview;
 mod session;

@@ -4,44 +4,11 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 use wharf_shared::jobs::{
     builtin::{DiagFail, DiagNoop},
     enqueue, NewJob,
 };
 use wharf_tests::{platform::wait_for, TestApp};
-use wharf_worker::WorkerConfig;
-
-async fn start_worker(app: &TestApp) -> CancellationToken {
-    let settings = [
-        ("WORKER_POLL_MS", "50"),
-        ("WORKER_METRICS_ADDR", "none"),
-        ("WORKER_SHUTDOWN_GRACE_SECS", "1"),
-    ];
-    let config = WorkerConfig::from_lookup(app.db.url.clone(), |k| {
-        settings
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
-    let registry = wharf_worker::jobs::registry(&config);
-    let stop = CancellationToken::new();
-    tokio::spawn(wharf_worker::run_with_registry(
-        config,
-        registry,
-        stop.clone(),
-    ));
-    stop
-}
-
-async fn job_state(app: &TestApp, id: i64) -> String {
-    sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
-        .bind(id)
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn a_dead_job_is_listed_with_its_errors_and_retry_from_the_api_revives_it() {
@@ -59,7 +26,7 @@ async fn a_dead_job_is_listed_with_its_errors_and_retry_from_the_api_revives_it(
     .await
     .unwrap()
     .unwrap();
-    let stop = start_worker(&app).await;
+    let stop = app.start_builtin_worker();
     let pool = app.db.pool.clone();
     wait_for("job dead", || {
         let pool = pool.clone();
@@ -195,8 +162,8 @@ async fn org_admins_see_only_their_jobs_and_super_admins_see_all() {
         .await
         .expect(200);
     assert_eq!(r.data()["affected"], 3);
-    assert_eq!(job_state(&app, b_id).await, "available");
-    assert_eq!(job_state(&app, a_ids[0]).await, "cancelled");
+    assert_eq!(app.job_state(b_id).await, "available");
+    assert_eq!(app.job_state(a_ids[0]).await, "cancelled");
     let r = app
         .post(
             "/api/v1/admin/jobs/bulk",
@@ -239,7 +206,7 @@ async fn queues_report_counts_and_pause_holds_every_worker_until_resume() {
     app.post("/api/v1/admin/queues/bulk/pause", &root, json!({}))
         .await
         .expect(200);
-    let stop = start_worker(&app).await;
+    let stop = app.start_builtin_worker();
     let id = enqueue(
         &app.db.pool,
         NewJob::new(DiagNoop::default()).org(admin.org_id),
@@ -249,7 +216,7 @@ async fn queues_report_counts_and_pause_holds_every_worker_until_resume() {
     .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        job_state(&app, id).await,
+        app.job_state(id).await,
         "available",
         "paused lane: not taken"
     );

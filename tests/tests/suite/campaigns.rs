@@ -15,7 +15,7 @@ use std::{
 use futures::StreamExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
-use wharf_sim::{FaultAction, FaultSpec, ReceivedFilter, TemplateSpec};
+use wharf_sim::{FaultAction, FaultSpec, ReceivedFilter};
 use wharf_tests::{
     platform::{meta_error, wait_for, Number, Platform},
     OrgAdmin, Resp,
@@ -53,43 +53,8 @@ async fn setup(in_process_worker: bool, mps: u32) -> Setup {
     };
     let admin = p.app.register_org("Campaign Co").await;
     let number = p.connect_number(admin.org_id).await;
-    p.sim
-        .state()
-        .set_throughput(&number.phone_number_id, None, Some(f64::from(mps)), None)
-        .unwrap();
-    sqlx::query("UPDATE whatsapp_accounts SET messages_per_second = $2 WHERE id = $1")
-        .bind(number.account_id)
-        .bind(mps as i32)
-        .execute(&p.app.db.pool)
-        .await
-        .unwrap();
-    let components = json!([{"type": "BODY", "text": "Hi {{1}}, your code is {{2}}",
-                             "example": {"body_text": [["Ana", "42"]]}}]);
-    let sim_template_id = p
-        .sim
-        .state()
-        .seed_template(
-            &number.waba_id,
-            TemplateSpec {
-                name: "promo".into(),
-                components: Some(components.clone()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let template_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO message_templates (org_id, account_id, waba_id, meta_template_id, name, language, category, status,
-                                        parameter_format, components)
-         VALUES ($1, $2, $3, $4, 'promo', 'en_US', 'UTILITY', 'APPROVED', 'POSITIONAL', $5) RETURNING id",
-    )
-    .bind(admin.org_id)
-    .bind(number.account_id)
-    .bind(&number.waba_id)
-    .bind(&sim_template_id)
-    .bind(&components)
-    .fetch_one(&p.app.db.pool)
-    .await
-    .unwrap();
+    p.set_send_rate(&number, mps).await;
+    let (template_id, sim_template_id) = p.approved_promo(&number).await;
     Setup {
         p,
         admin,

@@ -6,10 +6,9 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
-use wharf_sim::TemplateSpec;
 use wharf_tests::{
-    platform::{wait_for, Number, Platform},
-    OrgAdmin, Resp, TestApp,
+    platform::{wait_for, Platform},
+    Resp, TestApp,
 };
 
 fn locs(r: &Resp) -> Vec<String> {
@@ -31,38 +30,6 @@ fn locs(r: &Resp) -> Vec<String> {
 
 async fn call(app: &TestApp, method: Method, path: &str, key: &str, body: Option<Value>) -> Resp {
     app.request(method, path, Some(key), body).await
-}
-
-/// An approved utility template "promo" ("Hi {{1}}, your code is {{2}}") on `number`, known
-/// to the simulator and the platform.
-async fn approved_promo(p: &Platform, admin: &OrgAdmin, number: &Number) -> Uuid {
-    let components = json!([{"type": "BODY", "text": "Hi {{1}}, your code is {{2}}",
-                             "example": {"body_text": [["Ana", "42"]]}}]);
-    let sim_id = p
-        .sim
-        .state()
-        .seed_template(
-            &number.waba_id,
-            TemplateSpec {
-                name: "promo".into(),
-                components: Some(components.clone()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO message_templates (org_id, account_id, waba_id, meta_template_id, name, language, category, status,
-                                        parameter_format, components)
-         VALUES ($1, $2, $3, $4, 'promo', 'en_US', 'UTILITY', 'APPROVED', 'POSITIONAL', $5) RETURNING id",
-    )
-    .bind(admin.org_id)
-    .bind(number.account_id)
-    .bind(&number.waba_id)
-    .bind(&sim_id)
-    .bind(&components)
-    .fetch_one(&p.app.db.pool)
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -287,7 +254,7 @@ async fn a_campaign_created_and_launched_here_reaches_its_recipients_and_the_fun
     let p = Platform::start().await;
     let admin = p.app.register_org("WA Campaigns").await;
     let number = p.connect_number(admin.org_id).await;
-    approved_promo(&p, &admin, &number).await;
+    p.approved_promo(&number).await;
     let write = p.app.create_key(&admin, &["whatsapp:write"]).await;
     let send = p.app.create_key(&admin, &["whatsapp:send"]).await;
     let read = p.app.create_key(&admin, &["whatsapp:read"]).await;
@@ -527,7 +494,7 @@ async fn a_campaign_from_a_csv_file_and_the_validation_errors() {
     let p = Platform::start().await;
     let admin = p.app.register_org("WA CSV").await;
     let number = p.connect_number(admin.org_id).await;
-    approved_promo(&p, &admin, &number).await;
+    p.approved_promo(&number).await;
     let write = p.app.create_key(&admin, &["whatsapp:write"]).await;
 
     let csv = "phone,name,1,2\n+14155550111,Ana,Ana,X1\n14155550112,Bo,Bo,X2\n";
