@@ -514,6 +514,18 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Messages of a campaign whose `read` status webhook has been processed.
+    pub async fn campaign_read(&self, campaign_id: &str) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE campaign_id = $1::uuid AND read_at IS NOT NULL",
+        )
+        .bind(campaign_id)
+        .fetch_one(&self.db.pool)
+        .await?)
+    }
+}
+
 /// The worker processes of a run.
 pub struct Workers {
     procs: Vec<Proc>,

@@ -5,8 +5,13 @@
 //! Postgres, CPU seconds per 1,000 messages of each process, and peak RSS. With 1 and 2 worker
 //! processes.
 //!
-//! The simulator sends no status webhooks here: this scenario measures the send path; webhook
-//! ingestion has its own scenario (5).
+//! Then the same campaign with 1 worker and Meta's status webhooks on: the simulator reports
+//! `sent`, `delivered` and `read` for every accepted send (three webhooks per message, arriving
+//! at three times the send rate), as Meta does. Measured: the send rate while they pour in,
+//! the rate at which all of them are ingested and processed (from launch until every message
+//! is `read` in Postgres), CPU per 1,000 messages of each process over that whole time, and
+//! that the campaign's funnel (`GET /campaigns/{id}/stats`) counts every recipient delivered
+//! and read.
 
 use std::time::Duration;
 
@@ -29,6 +34,8 @@ pub fn sender(outbound: u32) -> WorkerSpec {
 struct Figures {
     accept_secs: Runs,
     rate: Runs,
+    /// With status webhooks: status webhooks processed per second, launch to the last `read`.
+    statuses_rate: Runs,
     cpu_workers: Runs,
     cpu_api: Runs,
     cpu_pg: Runs,
@@ -41,21 +48,34 @@ struct Figures {
 pub async fn run(runs: usize, recipients: usize) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut accept = Runs::default();
-    for workers in [1usize, 2] {
+    // (worker processes, status webhooks on)
+    for (workers, statuses) in [(1usize, false), (2, false), (1, true)] {
         let mut f = Figures::default();
         for run in 1..=runs {
-            eprintln!("[fanout] {workers} worker(s), run {run}/{runs}");
+            eprintln!("[fanout] {workers} worker(s), statuses {statuses}, run {run}/{runs}");
             let p = Platform::start("fanout", 16).await?;
-            let result = one_run(&p, workers, recipients, &mut f).await;
+            let result = one_run(&p, workers, recipients, statuses, &mut f).await;
             p.stop().await;
             result?;
         }
-        accept.0.extend(f.accept_secs.0.iter().copied());
-        let label = if workers == 1 {
-            "1 worker process"
-        } else {
-            "2 worker processes"
+        if !statuses {
+            accept.0.extend(f.accept_secs.0.iter().copied());
+        }
+        let label = match (workers, statuses) {
+            (1, false) => "1 worker process",
+            (_, false) => "2 worker processes",
+            _ => "1 worker process, Meta's status webhooks on (3 per message)",
         };
+        let beside = format!(
+            "CPU s per 1,000 msgs: workers {:.2}, api {:.2}, Postgres {:.2}, sim {:.2}; peak RSS MiB: worker {:.0}, api {:.0}, sim {:.0}",
+            f.cpu_workers.median(),
+            f.cpu_api.median(),
+            f.cpu_pg.median(),
+            f.cpu_sim.median(),
+            f.rss_worker.median(),
+            f.rss_api.median(),
+            f.rss_sim.median()
+        );
         rows.push(
             Row::new(
                 "2 fan-out",
@@ -64,17 +84,26 @@ pub async fn run(runs: usize, recipients: usize) -> anyhow::Result<Vec<Row>> {
                 "msg/s",
                 "10,000/s",
             )
-            .beside(format!(
-                "CPU s per 1,000 msgs: workers {:.2}, api {:.2}, Postgres {:.2}, sim {:.2}; peak RSS MiB: worker {:.0}, api {:.0}, sim {:.0}",
-                f.cpu_workers.median(),
-                f.cpu_api.median(),
-                f.cpu_pg.median(),
-                f.cpu_sim.median(),
-                f.rss_worker.median(),
-                f.rss_api.median(),
-                f.rss_sim.median()
-            )),
+            .beside(if statuses {
+                String::new()
+            } else {
+                beside.clone()
+            }),
         );
+        if statuses {
+            rows.push(
+                Row::new(
+                    "2 fan-out",
+                    format!(
+                        "campaign of {recipients}, {label}: status webhooks ingested and processed, funnel complete"
+                    ),
+                    f.statuses_rate.show(0),
+                    "statuses/s",
+                    "3 × the send rate",
+                )
+                .beside(format!("{beside} (launch to the last status)")),
+            );
+        }
     }
     rows.insert(
         0,
@@ -89,11 +118,19 @@ pub async fn run(runs: usize, recipients: usize) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-async fn one_run(p: &Platform, workers: usize, n: usize, f: &mut Figures) -> anyhow::Result<()> {
+async fn one_run(
+    p: &Platform,
+    workers: usize,
+    n: usize,
+    statuses: bool,
+    f: &mut Figures,
+) -> anyhow::Result<()> {
     // Workers run from the start, as a deployed platform's would (the template sync is a job).
     let running = p.start_workers(workers, &sender(128))?;
     let tenant = p.register().await?;
-    let number = p.connect_number(&tenant, 100_000.0, 10_000, false).await?;
+    let number = p
+        .connect_number(&tenant, 100_000.0, 10_000, statuses)
+        .await?;
     let template = p.approved_template(&tenant, &number).await?;
     let (campaign, accept) = p
         .create_campaign(&tenant, &template, n, 15_550_000_000)
@@ -121,6 +158,38 @@ async fn one_run(p: &Platform, workers: usize, n: usize, f: &mut Figures) -> any
         },
     )
     .await?;
+    if statuses {
+        wait_until(
+            Duration::from_secs(900),
+            "every status webhook processed",
+            || async {
+                p.ensure_running(&running)?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok(p.campaign_read(&campaign).await? >= n as i64)
+            },
+        )
+        .await?;
+        let processed: f64 =
+            sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
+                .fetch_one(&p.db.pool)
+                .await?;
+        f.statuses_rate
+            .push(3.0 * n as f64 / (processed - launched));
+        let stats = p
+            .call(
+                Some(&tenant),
+                reqwest::Method::GET,
+                &format!("/campaigns/{campaign}/stats"),
+                None,
+                200,
+            )
+            .await?;
+        let funnel = &stats["data"]["funnel"];
+        anyhow::ensure!(
+            funnel["sent"] == n && funnel["delivered"] == n && funnel["read"] == n,
+            "the funnel does not count every recipient: {funnel}"
+        );
+    }
     let cpu = p.cpu(&running) - cpu0;
     let last: f64 = sqlx::query_scalar(
         "SELECT EXTRACT(EPOCH FROM max(sent_at))::float8 FROM messages WHERE campaign_id = $1::uuid",
