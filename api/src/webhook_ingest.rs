@@ -37,7 +37,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
 use uuid::Uuid;
 use wharf_shared::{
-    inbox::jobs::ProcessWebhook,
+    inbox::jobs::{ProcessStatuses, ProcessWebhook},
     jobs::{self, JobsError, NewJob},
 };
 
@@ -85,6 +85,9 @@ pub struct WebhookEvent {
     payload: String,
     /// sha256 (hex) of the raw body: Meta's retries of the same delivery are stored once.
     dedupe_key: String,
+    /// The event holds message statuses and nothing else: it is applied with the other
+    /// statuses of its batch by one `process_statuses` job.
+    statuses_only: bool,
 }
 
 impl WebhookEvent {
@@ -126,6 +129,7 @@ impl WebhookEvent {
             phone_number_id,
             payload: payload.to_string(),
             dedupe_key: hex::encode(Sha256::digest(body)),
+            statuses_only: statuses_only(payload),
         }
     }
 
@@ -159,6 +163,28 @@ fn replace_nul(value: &mut Value) {
         Value::Object(map) => map.values_mut().for_each(replace_nul),
         _ => {}
     }
+}
+
+/// Whether every change of the event is a `messages` change with statuses and nothing else
+/// (no messages, no errors): Meta's delivery reports for our sends.
+fn statuses_only(payload: &Value) -> bool {
+    let mut changes = payload["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["changes"].as_array().into_iter().flatten())
+        .peekable();
+    changes.peek().is_some()
+        && changes.all(|c| {
+            let value = c["value"].as_object();
+            c["field"] == "messages"
+                && value.is_some_and(|v| {
+                    v.get("statuses").and_then(Value::as_array).is_some()
+                        && v.keys().all(|k| {
+                            matches!(k.as_str(), "messaging_product" | "metadata" | "statuses")
+                        })
+                })
+        })
 }
 
 /// The distinct phone number ids an event is about
@@ -382,6 +408,11 @@ async fn store(
     let mut phone_number_ids: Vec<Option<&str>> = Vec::with_capacity(n);
     let mut payloads: Vec<&str> = Vec::with_capacity(n);
     let mut keys: Vec<&str> = Vec::with_capacity(n);
+    let statuses_only: std::collections::HashSet<&str> = rows
+        .iter()
+        .filter(|e| e.statuses_only)
+        .map(|e| e.dedupe_key.as_str())
+        .collect();
     for e in rows {
         sources.push(e.source.as_str());
         accounts.push(e.channel.map(|(account, _)| account));
@@ -420,15 +451,27 @@ async fn store(
         tx.rollback().await?;
         return Ok(HashMap::new());
     }
-    let jobs = inserted
-        .iter()
-        .map(|&(event_id, _, org_id)| {
-            let job = ProcessWebhook { event_id };
+    // Statuses-only events: one job for all of them (per organization, so fairness between
+    // tenants holds); every other event: a job of its own.
+    let mut statuses: HashMap<Option<Uuid>, Vec<Uuid>> = HashMap::new();
+    let mut jobs = Vec::new();
+    for (event_id, key, org_id) in &inserted {
+        if statuses_only.contains(key.as_str()) {
+            statuses.entry(*org_id).or_default().push(*event_id);
+        } else {
+            let job = ProcessWebhook {
+                event_id: *event_id,
+            };
             let key = job.unique_key();
-            NewJob::new(job).org_opt(org_id).unique_key(key)
-        })
-        .collect();
+            jobs.push(NewJob::new(job).org_opt(*org_id).unique_key(key));
+        }
+    }
     jobs::enqueue_many(&mut *tx, jobs).await?;
+    let batches = statuses
+        .into_iter()
+        .map(|(org_id, event_ids)| NewJob::new(ProcessStatuses { event_ids }).org_opt(org_id))
+        .collect();
+    jobs::enqueue_many(&mut *tx, batches).await?;
     drop(turn);
     tx.commit().await?;
     Ok(inserted

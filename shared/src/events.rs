@@ -33,9 +33,11 @@ impl Event {
         }
     }
 
+    /// `conversation_id` is `None` for a campaign message sent to a customer without an open
+    /// conversation (it joins one when the customer writes).
     pub fn message_status(
         org_id: Uuid,
-        conversation_id: Uuid,
+        conversation_id: Option<Uuid>,
         message_id: Uuid,
         status: &str,
     ) -> Self {

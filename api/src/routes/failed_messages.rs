@@ -116,9 +116,9 @@ impl FailedFilter {
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            q.push(" AND (ct.wa_id ILIKE ")
+            q.push(" AND (coalesce(ct.wa_id, r.phone, '') ILIKE ")
                 .push_bind(like.clone())
-                .push(" OR coalesce(ct.name, ct.profile_name, '') ILIKE ")
+                .push(" OR coalesce(ct.name, ct.profile_name, r.name, '') ILIKE ")
                 .push_bind(like)
                 .push(")");
         }
@@ -133,8 +133,11 @@ impl FailedFilter {
     }
 }
 
+/// A campaign message to a customer without a conversation has no contact row: its campaign
+/// recipient names the customer.
 const FROM: &str = " FROM messages m JOIN whatsapp_accounts a ON a.id = m.account_id
-    JOIN conversations c ON c.id = m.conversation_id JOIN contacts ct ON ct.id = c.contact_id";
+    LEFT JOIN conversations c ON c.id = m.conversation_id LEFT JOIN contacts ct ON ct.id = c.contact_id
+    LEFT JOIN campaign_recipients r ON r.message_id = m.id";
 
 impl Validate for FailedFilter {
     fn validate(&self, v: &mut Violations) {
@@ -152,7 +155,8 @@ impl Validate for FailedFilter {
 #[serde(rename_all = "camelCase")]
 pub struct FailedMessageOut {
     pub id: Uuid,
-    pub conversation_id: Uuid,
+    /// `null` for a campaign message to a customer who has no conversation yet.
+    pub conversation_id: Option<Uuid>,
     pub account_id: Uuid,
     pub phone_number_id: String,
     pub contact_wa_id: String,
@@ -199,8 +203,9 @@ pub(crate) async fn list_page(
         limit: Some(q.page_size.unwrap_or(25).clamp(1, MAX_PAGE_SIZE)),
     };
     let mut sql = QueryBuilder::<Postgres>::new(
-        "SELECT m.id, m.conversation_id, m.account_id, a.phone_number_id, ct.wa_id AS contact_wa_id,
-                coalesce(ct.name, ct.profile_name) AS contact_name, m.type, m.template_name, m.content, m.status,
+        "SELECT m.id, m.conversation_id, m.account_id, a.phone_number_id,
+                coalesce(ct.wa_id, r.phone, m.request->>'to', '') AS contact_wa_id,
+                coalesce(ct.name, ct.profile_name, r.name) AS contact_name, m.type, m.template_name, m.content, m.status,
                 m.hold_reason, m.error_code, m.error, m.retryable, m.send_attempts, m.wamid, m.failed_at, m.created_at",
     );
     sql.push(FROM);
@@ -310,7 +315,7 @@ pub(crate) async fn requeue(
 ) -> ApiResult<Requeue> {
     let mut tx = state.db.begin().await?;
     let row: Option<(Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT m.account_id, m.type, c.last_inbound_at FROM messages m JOIN conversations c ON c.id = m.conversation_id
+        "SELECT m.account_id, m.type, c.last_inbound_at FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id
           WHERE m.id = $1 AND m.org_id = $2 AND m.direction = 'OUTBOUND' AND m.status = 'failed' AND m.discarded_at IS NULL
           FOR UPDATE OF m",
     )

@@ -40,7 +40,7 @@ pub const MESSAGE_COLUMNS: &str = "m.id, m.seq, m.conversation_id, m.account_id,
 pub struct MessageRow {
     pub id: Uuid,
     pub seq: i64,
-    conversation_id: Uuid,
+    conversation_id: Option<Uuid>,
     account_id: Uuid,
     direction: String,
     wamid: Option<String>,
@@ -89,7 +89,9 @@ pub struct MediaOut {
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     pub id: Uuid,
-    pub conversation_id: Uuid,
+    /// `null` for a campaign message to a customer who has no conversation yet: it joins the
+    /// conversation opened when the customer writes.
+    pub conversation_id: Option<Uuid>,
     pub account_id: Uuid,
     /// INBOUND or OUTBOUND.
     pub direction: String,

@@ -1823,6 +1823,14 @@ async fn send_to_phone(
     .bind(contact_id)
     .fetch_one(&mut *tx)
     .await?;
+    wharf_shared::campaigns::attach_to_conversation(
+        &mut tx,
+        org_id,
+        account_id,
+        &wa_id,
+        conversation_id,
+    )
+    .await?;
     tx.commit().await?;
     let target = load_target(&state, org_id, conversation_id).await?;
     ensure_sendable(&target)?;

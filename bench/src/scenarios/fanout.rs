@@ -164,7 +164,9 @@ async fn one_run(
             "every status webhook processed",
             || async {
                 p.ensure_running(&running)?;
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Every 2 s: the count scans the campaign's messages, load on the database
+                // being measured.
+                tokio::time::sleep(Duration::from_secs(2)).await;
                 Ok(p.campaign_read(&campaign).await? >= n as i64)
             },
         )

@@ -3,9 +3,11 @@
 //!
 //! Dispatch in short: `campaigns.dispatch` (lane `bulk`, one per running campaign) claims
 //! `pending` recipients with `FOR UPDATE SKIP LOCKED` in slices sized to its sends in flight,
-//! creates their contacts, conversations and `queued` messages in one transaction and sends
-//! them itself within the number's limits; whatever does not go through at once (an error, a
-//! wait, a paused campaign) becomes that message's `outbound.send_message` job. `campaigns.launch_due` (scheduler, every few seconds) starts scheduled campaigns.
+//! creates their `queued` messages in one transaction (in the recipient's open conversation
+//! when there is one, else in none until the customer writes: [`attach_to_conversation`]) and
+//! sends them itself within the number's limits; whatever does not go through at once (an
+//! error, a wait, a paused campaign) becomes that message's `outbound.send_message` job.
+//! `campaigns.launch_due` (scheduler, every few seconds) starts scheduled campaigns.
 
 pub mod analytics;
 pub mod audience;
@@ -27,6 +29,32 @@ use crate::{
     outbound::SendMessage,
     templates::rules,
 };
+
+/// Puts the campaign messages that `account_id` sent to `wa_id` without a conversation (the
+/// customer had none open then) into `conversation_id`, the conversation just opened with
+/// that customer: the thread then shows what the customer answers. Returns how many moved.
+/// Called wherever a conversation is opened (a customer's message, a send to a phone number).
+pub async fn attach_to_conversation(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    account_id: Uuid,
+    wa_id: &str,
+    conversation_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    let moved = sqlx::query(
+        "UPDATE messages m SET conversation_id = $4
+           FROM campaign_recipients r
+          WHERE r.org_id = $1 AND r.phone = $3 AND r.message_id IS NOT NULL AND m.id = r.message_id
+            AND m.account_id = $2 AND m.conversation_id IS NULL",
+    )
+    .bind(org_id)
+    .bind(account_id)
+    .bind(wa_id)
+    .bind(conversation_id)
+    .execute(conn)
+    .await?;
+    Ok(moved.rows_affected())
+}
 
 /// Priority of campaign sends in the `outbound` lane: interactive sends (0) run first.
 pub const SEND_PRIORITY: i16 = 10;

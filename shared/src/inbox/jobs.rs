@@ -27,6 +27,22 @@ impl ProcessWebhook {
     }
 }
 
+/// Applies a batch of stored webhook events that carry only message statuses (Meta's `sent`,
+/// `delivered`, `read`, `failed` for our sends), all in one transaction. A campaign's status
+/// webhooks arrive at three times its send rate, one per request; a job and a transaction per
+/// event made them the bottleneck of a running campaign. The ingestion batcher enqueues one of
+/// these per batch for its statuses-only events, and one `process_webhook` per other event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessStatuses {
+    pub event_ids: Vec<Uuid>,
+}
+
+impl JobKind for ProcessStatuses {
+    const KIND: &'static str = "inbox.process_statuses";
+    const LANE: Lane = Lane::Inbound;
+    const MAX_ATTEMPTS: i32 = 25;
+}
+
 /// Tells Meta that the customer's message (`messages.id`, inbound) was read: the customer sees
 /// the blue ticks. Best effort: an account that cannot send any more drops it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -271,6 +271,22 @@ impl MetaClient {
         .await
     }
 
+    /// [`Self::send_message`] with the body already serialized: the campaign dispatcher has
+    /// it as text (it stores it), so it is not built and serialized a second time per send.
+    pub async fn send_message_text(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        body: String,
+    ) -> Result<SendResponse, MetaError> {
+        self.call(
+            self.request(Method::POST, &format!("{phone_number_id}/messages"), token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body),
+        )
+        .await
+    }
+
     /// Marks an inbound message as read (and the ones before it).
     pub async fn mark_read(
         &self,

@@ -74,6 +74,8 @@ pub async fn open_target(
     .bind(contact_id)
     .fetch_one(&mut *conn)
     .await?;
+    crate::campaigns::attach_to_conversation(conn, org_id, account_id, wa_id, conversation_id)
+        .await?;
     load_target(conn, org_id, conversation_id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)

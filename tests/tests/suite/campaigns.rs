@@ -942,3 +942,132 @@ async fn opted_out_and_blocked_recipients_are_skipped_with_their_reason() {
     assert_eq!(reason_of(stopper).as_deref(), Some("opted_out"), "{csv}");
     assert_eq!(reason_of(blocked).as_deref(), Some("blocked"), "{csv}");
 }
+
+/// A campaign message to a customer with an open conversation lands in it (and brings it up to
+/// date); one to a customer who has none creates no contact or conversation, and joins the
+/// conversation the customer opens by answering, so the thread shows what they answer and
+/// the funnel counts the reply.
+#[tokio::test]
+async fn campaign_messages_join_the_open_conversation_or_the_one_the_customer_opens() {
+    let s = setup(true, 100).await;
+    let (talking, silent, answering) = ("15558000000", "15558000001", "15558000002");
+    s.p.customer_sends(
+        &s.number,
+        json!({"from": talking, "type": "text", "body": "hello there"}),
+    );
+    let conversation_of = |phone: &'static str| {
+        let p = &s.p;
+        async move {
+            sqlx::query_scalar::<_, Uuid>(
+                "SELECT c.id FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE ct.wa_id = $1",
+            )
+            .bind(phone)
+            .fetch_optional(&p.app.db.pool)
+            .await
+            .unwrap()
+        }
+    };
+    wait_for("the talking customer's conversation", || async {
+        conversation_of(talking).await.is_some()
+    })
+    .await;
+    let open = conversation_of(talking).await.unwrap();
+
+    let id = s.create(3, "8", json!({})).await;
+    s.post(&format!("/campaigns/{id}/launch"), json!({}))
+        .await
+        .expect(200);
+    s.wait_status(id, "COMPLETED", Duration::from_secs(60))
+        .await;
+    s.assert_each_sent_once(id, 3).await;
+
+    let in_open: i64 = s
+        .p
+        .count(&format!(
+            "SELECT count(*) FROM messages WHERE campaign_id = '{id}' AND conversation_id = '{open}'"
+        ))
+        .await;
+    assert_eq!(
+        in_open, 1,
+        "the message to the talking customer is in their conversation"
+    );
+    let thread =
+        s.p.app
+            .get(&format!("/api/v1/conversations/{open}"), &s.admin.token)
+            .await
+            .expect(200);
+    assert_eq!(
+        thread.data()["lastMessageDirection"],
+        "OUTBOUND",
+        "{}",
+        thread.body
+    );
+    assert_eq!(
+        s.p.count("SELECT count(*) FROM conversations").await,
+        1,
+        "no conversation for customers who have not written"
+    );
+    assert_eq!(
+        s.p.count(&format!(
+            "SELECT count(*) FROM contacts WHERE wa_id IN ('{silent}', '{answering}')"
+        ))
+        .await,
+        0,
+        "no contact for customers who have not written"
+    );
+    assert_eq!(
+        s.p.count(&format!(
+            "SELECT count(*) FROM messages WHERE campaign_id = '{id}' AND conversation_id IS NULL"
+        ))
+        .await,
+        2
+    );
+
+    s.p.customer_sends(
+        &s.number,
+        json!({"from": answering, "type": "text", "body": "yes please"}),
+    );
+    wait_for("the answering customer's conversation", || async {
+        conversation_of(answering).await.is_some()
+    })
+    .await;
+    let opened = conversation_of(answering).await.unwrap();
+    let messages =
+        s.p.app
+            .get(
+                &format!("/api/v1/conversations/{opened}/messages"),
+                &s.admin.token,
+            )
+            .await
+            .expect(200);
+    let kinds: Vec<(String, String)> = messages.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["direction"].as_str().unwrap().to_string(),
+                m["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("OUTBOUND".into(), "template".into()))
+            && kinds.contains(&("INBOUND".into(), "text".into())),
+        "the thread shows the campaign message and the answer: {}",
+        messages.body
+    );
+    wait_for("the reply counted", || async {
+        let stats = s.get(&format!("/campaigns/{id}/stats")).await.expect(200);
+        stats.data()["funnel"]["replied"] == 1
+    })
+    .await;
+    assert_eq!(
+        s.p.count(&format!(
+            "SELECT count(*) FROM messages WHERE campaign_id = '{id}' AND conversation_id IS NULL"
+        ))
+        .await,
+        1,
+        "the silent customer's message still waits"
+    );
+}

@@ -7,10 +7,17 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 use wharf_tests::platform::{messages_webhook, wait_for, Platform};
 
+/// (stored events, events the jobs apply): a `process_webhook` job applies one event, a
+/// `process_statuses` job the statuses-only events of one ingestion batch.
 async fn counts(p: &Platform) -> (i64, i64) {
     (
         p.count("SELECT count(*) FROM webhook_events").await,
-        p.count("SELECT count(*) FROM jobs").await,
+        p.count(
+            "SELECT COALESCE(sum(CASE WHEN kind = 'inbox.process_statuses'
+                                      THEN jsonb_array_length(payload->'event_ids') ELSE 1 END), 0)::bigint
+               FROM jobs",
+        )
+        .await,
     )
 }
 
@@ -202,18 +209,20 @@ async fn concurrent_deliveries_with_duplicates_store_each_event_once_with_one_jo
     assert_eq!(
         counts(&p).await,
         (120, 120),
-        "each distinct body once, one job each"
+        "each distinct body once, in one job each"
     );
+    // Statuses-only bodies: applied in batches, one `process_statuses` job per ingestion batch
+    // and org.
     assert_eq!(
         p.count(
             "SELECT count(*) FROM webhook_events e
-              WHERE (SELECT count(*) FROM jobs j WHERE j.kind = 'inbox.process_webhook'
-                       AND j.payload->>'event_id' = e.id::text
-                       AND j.org_id IS NOT DISTINCT FROM e.org_id) = 1"
+              WHERE (SELECT count(*) FROM jobs j
+                      WHERE j.kind = 'inbox.process_statuses' AND j.payload->'event_ids' ? e.id::text
+                        AND j.org_id IS NOT DISTINCT FROM e.org_id) = 1"
         )
         .await,
         120,
-        "every event has exactly one job, in the event's org"
+        "every event is in exactly one job, in the event's org"
     );
     let routed = |account: Option<Uuid>, org: Option<Uuid>, source: &'static str| {
         let p = &p;

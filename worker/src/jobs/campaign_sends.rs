@@ -3,8 +3,10 @@
 //! A job per recipient costs four queue writes (insert, claim, complete, and the job's own
 //! read of its message) for a send that usually succeeds at once. So the dispatcher sends the
 //! messages it has just created itself, through the same steps as `outbound.send_message`:
-//! the limiter (number and recipient buckets, shared with every worker), the durable "may be
-//! in flight" mark that re-checks pause and cancel, the request, and the group-committed wamid.
+//! the limiter (number and recipient buckets, shared with every worker), the request, and the
+//! group-committed wamid. The durable "may be in flight" mark is written when the dispatcher
+//! creates the messages (same transaction), not per send; pause and cancel reach the sends
+//! through the dispatcher's check every 200 ms, so a pause stops them within a quarter second.
 //!
 //! Pacing: the dispatcher asks the limiter for the next messages' slots a few at a time (one
 //! Redis round trip for up to 64 decisions) and reserves at most 50 ms ahead, so an
@@ -25,7 +27,6 @@
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use serde_json::Value;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -56,7 +57,8 @@ const HAND_OVER_AFTER: Duration = wharf_shared::ratelimit::RESERVATION_HORIZON;
 pub struct Queued {
     pub message_id: Uuid,
     pub to: String,
-    pub request: Value,
+    /// The Cloud API body, serialized (as stored in `messages.request`).
+    pub request: String,
 }
 
 /// The account a dispatcher sends from, as of its latest check.
@@ -143,7 +145,7 @@ impl Sender {
                     // waits instead of the campaign.
                     let job = payload(from, &message);
                     let next = Ok(JobOutcome::snooze_for(w));
-                    if let Err(e) = hand_over(&self.pool, self.org_id, job, next).await {
+                    if let Err(e) = hand_over(&self.pool, self.org_id, job, next, Unsent).await {
                         tracing::warn!(message_id = %message.message_id, error = %e, "could not hand a campaign send to its job; the next dispatcher run adopts it");
                     }
                 }
@@ -193,14 +195,17 @@ impl Sender {
         if self.backlog.is_empty() {
             return;
         }
+        let ids: Vec<Uuid> = self.backlog.iter().map(|m| m.message_id).collect();
         let jobs: Vec<NewJob<SendMessage>> = self
             .backlog
             .drain(..)
             .map(|m| campaigns::send_job(m.message_id, self.org_id, account_id))
             .collect();
         let handed = async {
-            let mut conn = self.pool.acquire().await?;
-            jobs::enqueue_many(&mut *conn, jobs).await?;
+            let mut tx = self.pool.begin().await?;
+            clear_in_flight_mark(&mut tx, &ids).await?;
+            jobs::enqueue_many(&mut *tx, jobs).await?;
+            tx.commit().await?;
             anyhow::Ok(())
         };
         if let Err(e) = handed.await {
@@ -226,17 +231,12 @@ async fn send(
     message: Queued,
 ) -> anyhow::Result<()> {
     let job = payload(from, &message);
-    if let Some(outcome) =
-        super::campaigns::before_send(pool, &deps.ledger, message.message_id).await?
-    {
-        return hand_over(pool, org_id, job, Ok(outcome)).await;
-    }
     let sent = deps
         .meta
-        .send_message(
+        .send_message_text(
             from.account.access_token.expose(),
             &from.account.phone_number_id,
-            &message.request,
+            message.request,
         )
         .await;
     match sent {
@@ -263,9 +263,37 @@ async fn send(
             };
             let next =
                 handle_error(pool, deps, &job, &first, &from.account, &from.number, err).await;
-            hand_over(pool, org_id, job, next).await
+            hand_over(pool, org_id, job, next, Tried).await
         }
     }
+}
+
+/// Whether the dispatcher tried the message's request before handing it over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handed {
+    /// Never sent: its "may be in flight" mark is cleared with the hand-over, so the send
+    /// job sends it without waiting for a status webhook that cannot come.
+    Unsent,
+    /// Sent and answered with an error (`handle_error` recorded the attempt).
+    Tried,
+}
+use Handed::{Tried, Unsent};
+
+/// Clears the "may be in flight" mark of messages the dispatcher created for itself and hands
+/// over without having sent them.
+async fn clear_in_flight_mark(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ids: &[Uuid],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE messages SET send_started_at = NULL
+          WHERE id = ANY($1) AND wamid IS NULL
+            AND NOT EXISTS (SELECT 1 FROM message_attempts a WHERE a.message_id = messages.id)",
+    )
+    .bind(ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Enqueues the message's send job for what the send job's logic decided: nothing when the
@@ -276,6 +304,7 @@ async fn hand_over(
     org_id: Uuid,
     job: SendMessage,
     next: anyhow::Result<JobOutcome>,
+    handed: Handed,
 ) -> anyhow::Result<()> {
     let run_at = match next {
         Ok(JobOutcome::Complete | JobOutcome::Discard(_)) => return Ok(()),
@@ -286,11 +315,15 @@ async fn hand_over(
                 + chrono::Duration::from_std(SendMessage::backoff(1)).unwrap_or_default()
         }
     };
-    let mut conn = pool.acquire().await?;
+    let mut tx = pool.begin().await?;
+    if handed == Unsent {
+        clear_in_flight_mark(&mut tx, &[job.message_id]).await?;
+    }
     jobs::enqueue(
-        &mut *conn,
+        &mut *tx,
         campaigns::send_job(job.message_id, org_id, job.account_id).run_at(run_at),
     )
     .await?;
+    tx.commit().await?;
     Ok(())
 }

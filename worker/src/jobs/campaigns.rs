@@ -8,10 +8,11 @@
 //! 3. when it has room (sends in flight below its capacity, about 0.3 s of the number's rate,
 //!    and fewer than ~2 s of the rate queued in all), claim the next `pending` recipients
 //!    (`FOR UPDATE SKIP LOCKED`) and, in ONE transaction, upsert their contacts and open
-//!    conversations in bulk, insert their `queued` messages (full Cloud API body) and mark them
+//!    conversations in bulk, insert their `queued` messages (full Cloud API body, already
+//!    marked "may be in flight" when the dispatcher sends them itself) and mark the recipients
 //!    `sending` with their message id. A crash anywhere rolls the whole slice back;
-//! 4. send them itself (`campaign_sends`: limiter, durable mark, request, group-committed
-//!    wamid); anything but an accepted send becomes that message's `outbound.send_message`
+//! 4. send them itself (`campaign_sends`: limiter, request, group-committed wamid); anything
+//!    but an accepted send becomes that message's `outbound.send_message`
 //!    job. A number that needs a new token or was disconnected gets send jobs right away
 //!    (they hold or fail the messages);
 //! 5. repeat as sends finish; when nothing is pending, let the last sends settle; when nothing
@@ -45,7 +46,9 @@ use crate::{deps::WorkerDeps, registry::JobContext, send_ledger::SendLedger};
 /// Seconds of the number's rate kept queued ahead of the senders.
 const WINDOW_SECS: f64 = 2.0;
 /// Largest slice claimed by one transaction.
-const MAX_SLICE: i64 = 1000;
+const MAX_SLICE: i64 = 2000;
+/// Most messages a direct-sending dispatcher keeps claimed ahead of its pacer.
+const MAX_AHEAD: i64 = 5000;
 /// Sends are scheduled this much faster than the number's rate, so they are always due
 /// before the limiter lets them go.
 const DUE_AHEAD: f64 = 1.25;
@@ -228,11 +231,14 @@ async fn dispatch_loop(
         // Direct sends keep their backlog (up to a second of the rate) in the window too.
         let window_secs = WINDOW_SECS + if now.direct.is_some() { 1.0 } else { 0.0 };
         let window = (now.rate * window_secs).ceil().max(1.0) as i64;
-        let room = if winding_down {
+        // Room in the window: in all (direct sends claim it in several slices per check) and
+        // for one slice.
+        let window_room = if winding_down {
             0
         } else {
-            (window - now.in_flight).min(MAX_SLICE)
+            window - now.in_flight
         };
+        let room = window_room.min(MAX_SLICE);
         let mut claimed = 0;
         let mut backlog = 0;
         match &now.direct {
@@ -243,30 +249,41 @@ async fn dispatch_loop(
                         Sender::new(deps.clone(), pool.clone(), c.org_id),
                     )
                 });
-                // Keep about a second of the rate claimed ahead of the pacer, and claim again
-                // while three quarters of it remain: a slice's transaction (tens of
-                // milliseconds, more when Postgres is busy) must never leave the pacer without
-                // messages. The claim runs beside the pacer, since pausing the pace for it
-                // would lose the number's slots at high rates.
-                let ahead = (now.rate.ceil() as i64).clamp(1, MAX_SLICE);
-                let waiting = s.backlog() as i64;
-                let want = (ahead - waiting).min(room);
-                let mut claim = (want > 0 && waiting <= ahead * 3 / 4).then(|| {
-                    let (pool, c, id) = (pool.clone(), c.clone(), job.campaign_id);
-                    tokio::spawn(
-                        async move { dispatch_slice(&pool, id, &c, want, Route::Direct).await },
-                    )
-                });
-                // Pace until the next check is due and the claim is in.
+                // Keep about a second of the rate (at most MAX_AHEAD) claimed ahead of the
+                // pacer, and claim again while three quarters of it remain: a slice's
+                // transaction (tens of milliseconds, more when Postgres is busy) must never
+                // leave the pacer without messages. Claims run beside the pacer, one at a time,
+                // and the next starts as soon as the last is in (not at the next check: one
+                // claim per check capped a fast number at five slices a second).
+                let ahead = (now.rate.ceil() as i64).clamp(1, MAX_AHEAD);
+                let mut room = window_room;
+                let mut claim = None;
+                let mut exhausted = false;
                 let until = Instant::now() + CHECK_EVERY;
                 loop {
                     let stop = ctx.cancel.is_cancelled();
-                    if let Some(pending) =
-                        claim.take_if(|h| h.is_finished() || stop || s.backlog() == 0)
-                    {
-                        let queued = pending.await??;
+                    if let Some(pending) = claim.take_if(|h: &mut tokio::task::JoinHandle<_>| {
+                        h.is_finished() || stop || s.backlog() == 0
+                    }) {
+                        let queued: Vec<Queued> = pending.await??;
+                        exhausted = queued.is_empty();
                         claimed += queued.len();
+                        room -= queued.len() as i64;
                         s.push(queued);
+                    }
+                    let waiting = s.backlog() as i64;
+                    let want = (ahead - waiting).min(room).min(MAX_SLICE);
+                    if !stop
+                        && !exhausted
+                        && claim.is_none()
+                        && want > 0
+                        && waiting <= ahead * 3 / 4
+                        && Instant::now() < until
+                    {
+                        let (pool, c, id) = (pool.clone(), c.clone(), job.campaign_id);
+                        claim = Some(tokio::spawn(async move {
+                            dispatch_slice(&pool, id, &c, want, Route::Direct).await
+                        }));
                     }
                     if stop || (claim.is_none() && (s.backlog() == 0 || Instant::now() >= until)) {
                         break;
@@ -412,8 +429,9 @@ async fn complete_if_done(pool: &PgPool, campaign_id: Uuid) -> anyhow::Result<bo
 struct Claimed {
     id: i64,
     phone: String,
-    name: Option<String>,
     variables: Value,
+    /// Chosen by the claim (version 7: the slice's messages are inserted in key order).
+    message_id: Uuid,
 }
 
 /// Who sends a slice's messages.
@@ -432,8 +450,13 @@ enum Route<'a> {
 }
 
 /// Claims up to `limit` pending recipients and, in one transaction, turns them into queued
-/// messages (with their contacts and open conversations) routed as `route` says. Returns the
-/// queued messages.
+/// messages routed as `route` says. Returns the queued messages.
+///
+/// Rows per message: the recipient (claimed and marked `sending` by one UPDATE) and the
+/// message. No contact or conversation is created for a customer who has not written: the
+/// message joins the customer's open conversation when there is one (which it brings up to
+/// date, as any send does), and otherwise waits without one until a conversation is opened
+/// (`campaigns::attach_to_conversation`).
 async fn dispatch_slice(
     pool: &PgPool,
     campaign_id: Uuid,
@@ -452,79 +475,80 @@ async fn dispatch_slice(
     if status.as_deref() != Some("RUNNING") {
         return Ok(Vec::new());
     }
-    let rows: Vec<Claimed> = sqlx::query_as(
-        "SELECT id, phone, name, variables FROM campaign_recipients
-          WHERE campaign_id = $1 AND status = 'pending'
-          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    // Claim and mark in one statement: the n-th claimed recipient (in id order) gets the n-th
+    // message id.
+    let message_ids: Vec<Uuid> = (0..limit).map(|_| Uuid::now_v7()).collect();
+    let mut rows: Vec<Claimed> = sqlx::query_as(
+        "UPDATE campaign_recipients r SET status = 'sending', message_id = ($3::uuid[])[c.n], updated_at = now()
+           FROM (SELECT id, row_number() OVER (ORDER BY id) AS n
+                   FROM (SELECT id FROM campaign_recipients
+                          WHERE campaign_id = $1 AND status = 'pending'
+                          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) p) c
+          WHERE r.id = c.id
+         RETURNING r.id, r.phone, r.variables, r.message_id",
     )
     .bind(campaign_id)
     .bind(limit)
+    .bind(&message_ids)
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let phones: Vec<String> = rows.iter().map(|r| r.phone.clone()).collect();
-    let names: Vec<Option<String>> = rows.iter().map(|r| r.name.clone()).collect();
-    // Contacts: insert the missing ones, then read all ids (no write to existing rows).
-    sqlx::query(
-        "INSERT INTO contacts (org_id, wa_id, name)
-         SELECT $1, u.wa_id, u.name FROM UNNEST($2::text[], $3::text[]) AS u(wa_id, name)
-         ON CONFLICT (org_id, wa_id) DO NOTHING",
+    rows.sort_by_key(|r| r.id);
+    let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+    // The recipients we know: opted out or blocked (skipped), or with an open conversation on
+    // this number (the message goes there).
+    let known: Vec<(String, Option<String>, Option<Uuid>)> = sqlx::query_as(
+        "SELECT ct.wa_id, CASE WHEN ct.blocked THEN 'blocked' WHEN ct.marketing_opt_out THEN 'opted_out' END, c.id
+           FROM contacts ct
+           LEFT JOIN conversations c ON c.contact_id = ct.id AND c.account_id = $2 AND c.status <> 'CLOSED'
+          WHERE ct.org_id = $1 AND ct.wa_id = ANY($3)",
     )
     .bind(c.org_id)
-    .bind(&phones)
-    .bind(&names)
-    .execute(&mut *tx)
-    .await?;
-    let contacts: Vec<(String, Uuid, Option<String>)> = sqlx::query_as(
-        "SELECT wa_id, id, CASE WHEN blocked THEN 'blocked' WHEN marketing_opt_out THEN 'opted_out' END
-           FROM contacts WHERE org_id = $1 AND wa_id = ANY($2)",
-    )
-    .bind(c.org_id)
+    .bind(c.account_id)
     .bind(&phones)
     .fetch_all(&mut *tx)
     .await?;
-    // Opted-out and blocked contacts are skipped, with the reason the stats and export show.
-    let (mut refused_ids, mut refused_reasons) = (Vec::new(), Vec::new());
-    let mut contact_of: HashMap<String, Uuid> = HashMap::with_capacity(contacts.len());
-    for (wa_id, id, refused) in contacts {
-        match refused {
-            Some(reason) => {
-                refused_ids.extend(rows.iter().filter(|r| r.phone == wa_id).map(|r| r.id));
-                refused_reasons.resize(refused_ids.len(), reason);
-            }
-            None => {
-                contact_of.insert(wa_id, id);
-            }
+    let mut refused: HashMap<String, String> = HashMap::new();
+    let mut conversation_of: HashMap<String, Uuid> = HashMap::new();
+    for (wa_id, reason, conversation) in known {
+        if let Some(reason) = reason {
+            refused.insert(wa_id, reason);
+        } else if let Some(id) = conversation {
+            conversation_of.insert(wa_id, id);
         }
     }
-    if !refused_ids.is_empty() {
+    if !refused.is_empty() {
+        // Opted-out and blocked contacts are skipped, with the reason the stats and export show.
+        let (ids, reasons): (Vec<i64>, Vec<&str>) = rows
+            .iter()
+            .filter_map(|r| Some((r.id, refused.get(&r.phone)?.as_str())))
+            .unzip();
         sqlx::query(
-            "UPDATE campaign_recipients r SET status = 'skipped', skip_reason = u.reason, updated_at = now()
+            "UPDATE campaign_recipients r SET status = 'skipped', skip_reason = u.reason, message_id = NULL,
+                    updated_at = now()
                FROM UNNEST($1::bigint[], $2::text[]) AS u(id, reason) WHERE r.id = u.id",
         )
-        .bind(&refused_ids)
-        .bind(&refused_reasons)
+        .bind(&ids)
+        .bind(&reasons)
         .execute(&mut *tx)
         .await?;
+        rows.retain(|r| !refused.contains_key(&r.phone));
     }
 
-    // Each recipient's request and inbox preview.
+    // Each recipient's request; the inbox preview only for those with a conversation.
     let vars = TemplateVars::of(&c.template_components, &c.parameter_format);
-    struct Draft<'r> {
-        recipient: &'r Claimed,
-        contact_id: Uuid,
-        message_id: Uuid,
-        template: Value,
-        preview: String,
-    }
-    let mut drafts: Vec<Draft> = Vec::with_capacity(rows.len());
+    let n = rows.len();
+    let (mut msg_ids, mut conv_ids, mut contents, mut requests) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::<String>::with_capacity(n),
+    );
+    let mut bumped: Vec<(Uuid, String)> = Vec::new();
+    let empty = Map::new();
     for r in &rows {
-        let Some(&contact_id) = contact_of.get(&r.phone) else {
-            continue;
-        };
-        let empty = Map::new();
         let values = r.variables.as_object().unwrap_or(&empty);
         let template = campaigns::template_object(
             &c.template_name,
@@ -533,75 +557,49 @@ async fn dispatch_slice(
             c.header_media_link.as_deref(),
             values,
         );
-        let sent_components = template["components"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let preview = rules::render_body(&c.template_components, &sent_components)
-            .map(|t| t.chars().take(100).collect::<String>())
-            .unwrap_or_else(|| format!("[template] {}", c.template_name));
-        drafts.push(Draft {
-            recipient: r,
-            contact_id,
-            message_id: Uuid::now_v7(),
-            template,
-            preview,
-        });
-    }
-    // Open conversations, created or brought up to date in one statement (one per number and
-    // contact thanks to the partial unique index), in contact order so that concurrent slices
-    // lock shared conversations in one order.
-    drafts.sort_by_key(|d| d.contact_id);
-    let contact_ids: Vec<Uuid> = drafts.iter().map(|d| d.contact_id).collect();
-    let previews: Vec<&str> = drafts.iter().map(|d| d.preview.as_str()).collect();
-    let convs: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "INSERT INTO conversations (org_id, account_id, contact_id, last_message_direction, last_message_at,
-                                    last_message_preview)
-         SELECT $1, $2, u.contact_id, 'OUTBOUND', now(), u.preview
-           FROM UNNEST($3::uuid[], $4::text[]) AS u(contact_id, preview) ORDER BY u.contact_id
-         ON CONFLICT (account_id, contact_id) WHERE status <> 'CLOSED'
-         DO UPDATE SET last_message_at = now(), last_message_preview = EXCLUDED.last_message_preview,
-                       last_message_direction = 'OUTBOUND'
-         RETURNING contact_id, id",
-    )
-    .bind(c.org_id)
-    .bind(c.account_id)
-    .bind(&contact_ids)
-    .bind(&previews)
-    .fetch_all(&mut *tx)
-    .await?;
-    let conv_of: HashMap<Uuid, Uuid> = convs.into_iter().collect();
-
-    let n = drafts.len();
-    let (mut rec_ids, mut msg_ids, mut conv_ids, mut contents, mut requests, mut queued) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for d in drafts {
-        let Some(conv) = conv_of.get(&d.contact_id) else {
-            continue;
-        };
-        let request = campaigns::request_body(d.message_id, &d.recipient.phone, &d.template);
-        rec_ids.push(d.recipient.id);
-        msg_ids.push(d.message_id);
-        conv_ids.push(*conv);
-        contents.push(json!({"template": d.template}).to_string());
+        let conversation = conversation_of.get(&r.phone).copied();
+        if let Some(id) = conversation {
+            let sent_components = template["components"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let preview = rules::render_body(&c.template_components, &sent_components)
+                .map(|t| t.chars().take(100).collect::<String>())
+                .unwrap_or_else(|| format!("[template] {}", c.template_name));
+            bumped.push((id, preview));
+        }
+        let request = campaigns::request_body(r.message_id, &r.phone, &template);
+        msg_ids.push(r.message_id);
+        conv_ids.push(conversation);
+        contents.push(json!({"template": template}).to_string());
         requests.push(request.to_string());
-        queued.push(Queued {
-            message_id: d.message_id,
-            to: d.recipient.phone.clone(),
-            request,
-        });
     }
+    if !bumped.is_empty() {
+        // In id order, so that concurrent writers lock shared conversations in one order.
+        bumped.sort_by_key(|(id, _)| *id);
+        let (ids, previews): (Vec<Uuid>, Vec<String>) = bumped.into_iter().unzip();
+        sqlx::query(
+            "UPDATE conversations c SET last_message_at = now(), last_message_preview = u.preview,
+                    last_message_direction = 'OUTBOUND'
+               FROM UNNEST($1::uuid[], $2::text[]) AS u(id, preview) WHERE c.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&previews)
+        .execute(&mut *tx)
+        .await?;
+    }
+    // A slice the dispatcher sends itself is marked "may be in flight" as it is created, in
+    // this transaction: its sends then need no write before their requests leave (that write
+    // per message was the send path's second-largest cost). The dispatcher clears the mark of
+    // any message it hands to a send job without having sent it (`campaign_sends`); after a
+    // crash the mark makes the send job wait for Meta's status webhook before sending, as for
+    // any send that may have left.
+    let direct = matches!(route, Route::Direct);
     sqlx::query(
         "INSERT INTO messages (id, org_id, conversation_id, account_id, direction, type, content, status, request,
-                               template_name, campaign_id)
+                               template_name, campaign_id, send_started_at)
          SELECT u.id, $1, u.conversation_id, $2, 'OUTBOUND', 'template', u.content::jsonb, 'queued', u.request::jsonb,
-                $3, $4
+                $3, $4, CASE WHEN $9 THEN now() END
            FROM UNNEST($5::uuid[], $6::uuid[], $7::text[], $8::text[]) AS u(id, conversation_id, content, request)",
     )
     .bind(c.org_id)
@@ -612,14 +610,7 @@ async fn dispatch_slice(
     .bind(&conv_ids)
     .bind(&contents)
     .bind(&requests)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE campaign_recipients r SET status = 'sending', message_id = u.message_id, updated_at = now()
-           FROM UNNEST($1::bigint[], $2::uuid[]) AS u(id, message_id) WHERE r.id = u.id",
-    )
-    .bind(&rec_ids)
-    .bind(&msg_ids)
+    .bind(direct)
     .execute(&mut *tx)
     .await?;
     if let Route::Jobs { rate, next_due } = route {
@@ -636,7 +627,15 @@ async fn dispatch_slice(
         jobs::enqueue_many(&mut *tx, jobs).await?;
     }
     tx.commit().await?;
-    Ok(queued)
+    Ok(rows
+        .into_iter()
+        .zip(requests)
+        .map(|(r, request)| Queued {
+            message_id: r.message_id,
+            to: r.phone,
+            request,
+        })
+        .collect())
 }
 
 // ---- The send job's campaign hooks (called from `send_message.rs`) ----------------------

@@ -12,6 +12,7 @@ pub mod idle_agents;
 pub mod ingest_document;
 pub mod maintenance;
 pub mod maintenance_windows;
+pub mod process_statuses;
 pub mod process_webhook;
 pub mod read_receipt;
 pub mod reclassify;
@@ -20,7 +21,7 @@ pub mod send_message;
 pub mod templates;
 
 use wharf_shared::{
-    inbox::jobs::{DownloadMedia, ProcessWebhook},
+    inbox::jobs::{DownloadMedia, ProcessStatuses, ProcessWebhook},
     jobs::builtin::{DiagFail, DiagNoop, DiagSleep, DiagSnooze, PruneJobs},
     outbound::SendMessage,
 };
@@ -111,12 +112,16 @@ pub fn register_outbound(registry: &mut Registry, deps: crate::deps::WorkerDeps)
     });
 }
 
-/// Registers the inbox kinds (`process_webhook`, `download_media`) with their dependencies.
+/// Registers the inbox kinds (`process_webhook`, `process_statuses`, `download_media`) with their dependencies.
 pub fn register_inbox(registry: &mut Registry, deps: crate::deps::WorkerDeps) {
     registry
         .register::<ProcessWebhook, _, _>({
             let deps = deps.clone();
             move |ctx, payload| process_webhook::run(ctx, deps.clone(), payload)
+        })
+        .register::<ProcessStatuses, _, _>({
+            let deps = deps.clone();
+            move |ctx, payload| process_statuses::run(ctx, deps.clone(), payload)
         })
         .register::<DownloadMedia, _, _>({
             let deps = deps.clone();

@@ -35,16 +35,16 @@ const MEDIA_TYPES: [&str; 5] = ["image", "audio", "video", "document", "sticker"
 const PREVIEW_CHARS: usize = 120;
 
 #[derive(sqlx::FromRow)]
-struct EventRow {
-    source: String,
-    account_id: Option<Uuid>,
-    org_id: Option<Uuid>,
-    payload: Value,
-    processed_at: Option<DateTime<Utc>>,
+pub(super) struct EventRow {
+    pub(super) source: String,
+    pub(super) account_id: Option<Uuid>,
+    pub(super) org_id: Option<Uuid>,
+    pub(super) payload: Value,
+    pub(super) processed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct Account {
+pub(super) struct Account {
     id: Uuid,
     org_id: Uuid,
     display_phone: Option<String>,
@@ -79,14 +79,7 @@ pub async fn run(
     }
 
     let tx = ctx.pool.begin().await?;
-    let mut p = Processor {
-        tx,
-        event_id: job.event_id,
-        event: &event,
-        notes: Vec::new(),
-        numbers: HashMap::new(),
-        events: Vec::new(),
-    };
+    let mut p = Processor::new(tx, job.event_id, &event);
     for entry in event.payload["entry"].as_array().into_iter().flatten() {
         let waba_id = entry["id"].as_str().unwrap_or_default();
         for change in entry["changes"].as_array().into_iter().flatten() {
@@ -123,7 +116,7 @@ pub async fn run(
 }
 
 /// Meta's envelope: `{"object": "whatsapp_business_account", "entry": [{"changes": [...]}]}`.
-fn check_envelope(payload: &Value) -> Result<(), String> {
+pub(super) fn check_envelope(payload: &Value) -> Result<(), String> {
     if payload.get("_raw").is_some() {
         return Err("body is not JSON".into());
     }
@@ -364,31 +357,49 @@ pub fn parse_message(kind: &str, msg: &Value) -> Parsed {
     parsed
 }
 
-struct Processor<'a> {
-    tx: Transaction<'static, Postgres>,
+pub(super) struct Processor<'a> {
+    pub(super) tx: Transaction<'static, Postgres>,
     event_id: Uuid,
-    event: &'a EventRow,
+    pub(super) event: &'a EventRow,
     /// Problems that did not stop the event (unknown numbers, malformed messages).
-    notes: Vec<String>,
-    /// phone_number_id → account, per event.
-    numbers: HashMap<String, Option<Account>>,
+    pub(super) notes: Vec<String>,
+    /// (phone_number_id, channel org) → account, for the transaction's events.
+    numbers: HashMap<(String, Option<Uuid>), Option<Account>>,
     /// Live events, published once the transaction commits.
-    events: Vec<Event>,
+    pub(super) events: Vec<Event>,
 }
 
-impl Processor<'_> {
+impl<'a> Processor<'a> {
+    pub(super) fn new(
+        tx: Transaction<'static, Postgres>,
+        event_id: Uuid,
+        event: &'a EventRow,
+    ) -> Self {
+        Self {
+            tx,
+            event_id,
+            event,
+            notes: Vec::new(),
+            numbers: HashMap::new(),
+            events: Vec::new(),
+        }
+    }
+
     /// The account a `messages` change is about: by phone_number_id (within the channel's
     /// organization for channel events; the channel itself as a fallback).
-    async fn account_for_number(
+    pub(super) async fn account_for_number(
         &mut self,
         phone_number_id: &str,
     ) -> anyhow::Result<Option<Account>> {
-        if let Some(hit) = self.numbers.get(phone_number_id) {
-            return Ok(hit.clone());
-        }
         let channel_org = (self.event.source == "channel")
             .then_some(self.event.org_id)
             .flatten();
+        let key = (phone_number_id.to_string(), channel_org);
+        if self.event.source != "channel" {
+            if let Some(hit) = self.numbers.get(&key) {
+                return Ok(hit.clone());
+            }
+        }
         let mut found: Option<Account> = sqlx::query_as(
             "SELECT id, org_id, display_phone FROM whatsapp_accounts
               WHERE phone_number_id = $1 AND status <> 'DISCONNECTED' AND ($2::uuid IS NULL OR org_id = $2)
@@ -408,8 +419,7 @@ impl Processor<'_> {
                 .await?;
             }
         }
-        self.numbers
-            .insert(phone_number_id.to_string(), found.clone());
+        self.numbers.insert(key, found.clone());
         Ok(found)
     }
 
@@ -552,6 +562,15 @@ impl Processor<'_> {
         .bind(contact_id)
         .bind(at)
         .fetch_one(&mut *self.tx)
+        .await?;
+        // Campaign messages sent to this customer while no conversation was open join it.
+        wharf_shared::campaigns::attach_to_conversation(
+            &mut self.tx,
+            account.org_id,
+            account.id,
+            from,
+            conversation_id,
+        )
         .await?;
         // A new conversation starts with the bot when the organization has one enabled.
         if created
@@ -722,7 +741,7 @@ impl Processor<'_> {
         )
     }
 
-    async fn status(&mut self, account: &Account, st: &Value) -> anyhow::Result<()> {
+    pub(super) async fn status(&mut self, account: &Account, st: &Value) -> anyhow::Result<()> {
         let (Some(wamid), Some(status)) = (st["id"].as_str(), st["status"].as_str()) else {
             self.notes.push("a status lacks id or status".into());
             return Ok(());
@@ -766,7 +785,7 @@ impl Processor<'_> {
         // timestamps are whole seconds while `sent_at` (Meta's answer to our send) has
         // sub-second precision, so a later step never shows a time before an earlier one:
         // Meta's own time is kept in the stored webhook event.
-        let updated: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+        let updated: Option<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
             "UPDATE messages SET
                 status = CASE WHEN status <> 'failed' AND message_status_rank($3) > message_status_rank(status)
                               THEN $3 ELSE status END,

@@ -64,7 +64,7 @@ pub struct SentOut {
     pub wamid: Option<String>,
     /// queued | sent | delivered | read | failed.
     pub status: String,
-    pub conversation_id: Uuid,
+    pub conversation_id: Option<Uuid>,
     pub phone_number_id: String,
     /// The customer's number (digits).
     pub to: String,
@@ -616,7 +616,7 @@ async fn mark_read(
 ) -> ApiResult<Json<ReadOut>> {
     let org_id = auth.authorize(Role::Agent, scopes::WHATSAPP_SEND)?;
     let by_id = Uuid::parse_str(&message_id).ok();
-    let row: Option<(Uuid, Uuid, String, Option<String>)> = sqlx::query_as(
+    let row: Option<(Uuid, Option<Uuid>, String, Option<String>)> = sqlx::query_as(
         "SELECT id, conversation_id, direction, wamid FROM messages
           WHERE org_id = $1 AND (id = $2 OR ($2 IS NULL AND wamid = $3))
           LIMIT 1",
@@ -635,6 +635,8 @@ async fn mark_read(
             "value_error",
         )]));
     }
+    // Inbound messages always have their conversation.
+    let conversation_id = conversation_id.ok_or_else(|| ApiError::not_found("Message"))?;
     let mut tx = state.db.begin().await?;
     if !inbox::mark_read(&mut tx, org_id, conversation_id).await? {
         return Err(ApiError::not_found("Message"));
