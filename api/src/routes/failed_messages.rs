@@ -88,7 +88,8 @@ impl FailedFilter {
         if self.status.as_deref() == Some("PENDING") {
             q.push(" AND m.status = 'queued' AND m.hold_reason IS NOT NULL");
         } else {
-            q.push(" AND m.status = 'failed'");
+            // `failed_at IS NOT NULL` (implied by the status) lets the planner use the failed index.
+            q.push(" AND m.status = 'failed' AND m.failed_at IS NOT NULL");
         }
         if let Some(p) = self.permanent {
             q.push(" AND coalesce(m.retryable, false) = ").push_bind(!p);
@@ -274,7 +275,7 @@ pub(crate) async fn stats(state: &AppState, org_id: Uuid) -> ApiResult<FailedSta
     .await?;
     let by_code: Vec<CodeCount> = sqlx::query_as(&format!(
         "SELECT m.error_code AS code, max(m.error->>'title') AS title, bool_or(coalesce(m.retryable, false)) AS retryable,
-                count(*) AS count {base} AND m.status = 'failed' GROUP BY m.error_code ORDER BY count(*) DESC"
+                count(*) AS count {base} AND m.status = 'failed' AND m.failed_at IS NOT NULL GROUP BY m.error_code ORDER BY count(*) DESC"
     ))
     .bind(org_id)
     .fetch_all(&state.db)

@@ -67,7 +67,7 @@ pub async fn run(runs: usize, recipients: usize) -> anyhow::Result<Vec<Row>> {
             _ => "1 worker process, Meta's status webhooks on (3 per message)",
         };
         let beside = format!(
-            "CPU s per 1,000 msgs: workers {:.2}, api {:.2}, Postgres {:.2}, sim {:.2}; peak RSS MiB: worker {:.0}, api {:.0}, sim {:.0}",
+            "CPU s per 1,000 msgs: workers {:.3}, api {:.3}, Postgres {:.3}, sim {:.3}; peak RSS MiB: worker {:.0}, api {:.0}, sim {:.0}",
             f.cpu_workers.median(),
             f.cpu_api.median(),
             f.cpu_pg.median(),
@@ -137,6 +137,9 @@ async fn one_run(
         .await?;
     f.accept_secs.push(accept);
 
+    // A checkpoint now, not in the middle of the sends: one that falls inside a run makes
+    // Postgres write whole pages again and was the main cause of run-to-run spread.
+    sqlx::query("CHECKPOINT").execute(&p.db.pool).await?;
     let cpu0 = p.cpu(&running);
     let launched: f64 = sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
         .fetch_one(&p.db.pool)

@@ -200,7 +200,9 @@ impl MetaClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5).min(timeout))
             .timeout(timeout)
-            .pool_max_idle_per_host(256)
+            // As many idle connections as a dispatcher has sends in flight (2,048): with fewer, a
+            // fast campaign closed and reopened connections all the time (a connect per few sends).
+            .pool_max_idle_per_host(2048)
             .build()
             .expect("reqwest client with static settings");
         Self {

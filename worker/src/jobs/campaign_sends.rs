@@ -170,7 +170,9 @@ impl Sender {
             from.clone(),
         );
         self.tasks.spawn(async move {
-            tokio::time::sleep(at).await;
+            if !at.is_zero() {
+                tokio::time::sleep(at).await;
+            }
             let message_id = message.message_id;
             if let Err(e) = send(&deps, &pool, org_id, &from, message).await {
                 // Not lost: the message is queued without a job, and the next dispatcher run

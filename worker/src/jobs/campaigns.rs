@@ -183,7 +183,8 @@ async fn check(
             Arc::new(SendingAccount { account, number })
         });
     let in_flight: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM messages WHERE campaign_id = $1 AND status = 'queued'",
+        "SELECT count(*) FROM messages
+          WHERE campaign_id = $1 AND status = 'queued' AND wamid IS NULL AND failed_at IS NULL",
     )
     .bind(campaign_id)
     .fetch_one(pool)
@@ -367,7 +368,8 @@ async fn bulk_work_waiting(pool: &PgPool) -> anyhow::Result<bool> {
 async fn adopt_orphans(pool: &PgPool, campaign_id: Uuid) -> anyhow::Result<()> {
     let orphans: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
         "SELECT m.id, m.org_id, m.account_id FROM messages m
-          WHERE m.campaign_id = $1 AND m.status = 'queued' AND m.wamid IS NULL AND m.discarded_at IS NULL
+          WHERE m.campaign_id = $1 AND m.status = 'queued' AND m.wamid IS NULL AND m.failed_at IS NULL
+            AND m.discarded_at IS NULL
             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.unique_key = 'send:' || m.id::text
                                AND j.state IN ('available', 'scheduled', 'retryable', 'running'))",
     )
@@ -417,7 +419,8 @@ async fn complete_if_done(pool: &PgPool, campaign_id: Uuid) -> anyhow::Result<bo
         "UPDATE campaigns SET status = 'COMPLETED', completed_at = now()
           WHERE id = $1 AND status = 'RUNNING'
             AND NOT EXISTS (SELECT 1 FROM campaign_recipients WHERE campaign_id = $1 AND status = 'pending')
-            AND NOT EXISTS (SELECT 1 FROM messages WHERE campaign_id = $1 AND status = 'queued')",
+            AND NOT EXISTS (SELECT 1 FROM messages WHERE campaign_id = $1 AND status = 'queued'
+                            AND wamid IS NULL AND failed_at IS NULL)",
     )
     .bind(campaign_id)
     .execute(pool)

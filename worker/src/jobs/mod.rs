@@ -12,6 +12,7 @@ pub mod idle_agents;
 pub mod ingest_document;
 pub mod maintenance;
 pub mod maintenance_windows;
+mod message_statuses;
 pub mod process_statuses;
 pub mod process_webhook;
 pub mod read_receipt;

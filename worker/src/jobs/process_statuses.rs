@@ -3,13 +3,13 @@
 //!
 //! A running campaign's status webhooks arrive at three times its send rate, one per request.
 //! A job and a transaction (with its WAL flush) per event made them the bottleneck; here the
-//! events the ingestion batcher stored together are applied together, with the same per-status
-//! logic as `process_webhook` (`Processor::status`: forward-only statuses, Meta's errors, the
+//! events the ingestion batcher stored together are applied together, as one set, with the same
+//! logic as `process_webhook` (`message_statuses`: forward-only statuses, Meta's errors, the
 //! adoption of a wamid our send never recorded) and the same guarantee: every event is marked
 //! processed in the transaction that applied it, and a re-run skips what is processed.
 //!
 //! Statuses are applied in wamid order, so two batches holding statuses of the same messages
-//! (a message's `sent` in one, its `delivered` in the next) lock them in one order and cannot
+//! (a message's `sent` in one, its `delivered` in the next) lock them in one order and do not
 //! deadlock. A batch that keeps failing is split into one `process_webhook` job per event, so
 //! one event Postgres refuses cannot hold up its neighbours.
 
@@ -56,7 +56,7 @@ pub async fn run(
     };
     let mut p = Processor::new(tx, first.id, &first.event);
     // Every status of the batch with its account, and each event's notes.
-    let mut statuses: Vec<(&str, Account, &Value)> = Vec::new();
+    let mut statuses: Vec<(Account, &Value)> = Vec::new();
     let mut notes: Vec<Vec<String>> = Vec::with_capacity(rows.len());
     for row in &rows {
         p.event = &row.event;
@@ -80,17 +80,14 @@ pub async fn run(
                 continue;
             };
             for st in value["statuses"].as_array().into_iter().flatten() {
-                let wamid = st["id"].as_str().unwrap_or_default();
-                statuses.push((wamid, account.clone(), st));
+                statuses.push((account.clone(), st));
             }
         }
         notes.push(std::mem::take(&mut p.notes));
     }
-    // One lock order for every batch (stable: a message's statuses keep their arrival order).
-    statuses.sort_by(|a, b| a.0.cmp(b.0));
-    for (_, account, st) in &statuses {
-        p.status(account, st).await?;
-    }
+    // Applied as a set, in rounds that each lock their messages in wamid order.
+    let statuses: Vec<(&Account, &Value)> = statuses.iter().map(|(a, st)| (a, *st)).collect();
+    p.statuses(&statuses).await?;
     if !p.notes.is_empty() {
         // Notes of the status step ("a status lacks id or status"): the batch's first event
         // carries them, as they cannot be told apart by event any more.

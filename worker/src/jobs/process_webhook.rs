@@ -45,8 +45,8 @@ pub(super) struct EventRow {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(super) struct Account {
-    id: Uuid,
-    org_id: Uuid,
+    pub(super) id: Uuid,
+    pub(super) org_id: Uuid,
     display_phone: Option<String>,
 }
 
@@ -140,7 +140,7 @@ pub(super) fn check_envelope(payload: &Value) -> Result<(), String> {
 }
 
 /// Meta timestamps are strings of unix seconds (sometimes numbers).
-fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+pub(super) fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
     let secs = match v {
         Value::String(s) => s.trim().parse::<i64>().ok()?,
         Value::Number(n) => n.as_i64()?,
@@ -477,9 +477,13 @@ impl<'a> Processor<'a> {
         for msg in value["messages"].as_array().into_iter().flatten() {
             self.inbound_message(&account, msg, &profiles).await?;
         }
-        for status in value["statuses"].as_array().into_iter().flatten() {
-            self.status(&account, status).await?;
-        }
+        let statuses: Vec<(&Account, &Value)> = value["statuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|st| (&account, st))
+            .collect();
+        self.statuses(&statuses).await?;
         if let Some(errors) = value["errors"].as_array().filter(|e| !e.is_empty()) {
             let first = meta_error(&errors[0]);
             let message = format!(
@@ -605,7 +609,7 @@ impl<'a> Processor<'a> {
             "INSERT INTO messages (org_id, conversation_id, account_id, direction, wamid, type, content, raw, status,
                                    error, media_id, mime_type, sha256, filename, media_status, created_at)
              VALUES ($1, $2, $3, 'INBOUND', $4, $5, $6, $7, 'received', $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (account_id, wamid) DO NOTHING RETURNING id",
+             ON CONFLICT (account_id, wamid) WHERE wamid IS NOT NULL DO NOTHING RETURNING id",
         )
         .bind(account.org_id)
         .bind(conversation_id)
@@ -739,85 +743,6 @@ impl<'a> Processor<'a> {
                 .fetch_optional(&mut *self.tx)
                 .await?,
         )
-    }
-
-    pub(super) async fn status(&mut self, account: &Account, st: &Value) -> anyhow::Result<()> {
-        let (Some(wamid), Some(status)) = (st["id"].as_str(), st["status"].as_str()) else {
-            self.notes.push("a status lacks id or status".into());
-            return Ok(());
-        };
-        if !matches!(status, "sent" | "delivered" | "read" | "failed") {
-            tracing::debug!(wamid, status, "status not tracked");
-            return Ok(());
-        }
-        let at = timestamp(&st["timestamp"]).unwrap_or_else(Utc::now);
-        let error = (status == "failed").then(|| {
-            st["errors"]
-                .get(0)
-                .map(meta_error)
-                .unwrap_or_else(|| json!({"title": "Failed"}))
-        });
-        // A send whose response we never got (timeout) or have not recorded yet (the webhook
-        // won the race): Meta echoes our `biz_opaque_callback_data`, which names the message
-        // and its send generation, so the status settles it. An old generation's late status
-        // (before a dashboard retry) carries another value and is not adopted.
-        if let Some(opaque) = st["biz_opaque_callback_data"].as_str() {
-            if let Some(message_id) = opaque
-                .split(':')
-                .next()
-                .and_then(|id| Uuid::parse_str(id).ok())
-            {
-                sqlx::query(
-                    "UPDATE messages SET wamid = $3, hold_reason = NULL
-                      WHERE id = $2 AND account_id = $1 AND wamid IS NULL AND direction = 'OUTBOUND'
-                        AND status = 'queued' AND request->>'biz_opaque_callback_data' = $4",
-                )
-                .bind(account.id)
-                .bind(message_id)
-                .bind(wamid)
-                .bind(opaque)
-                .execute(&mut *self.tx)
-                .await?;
-            }
-        }
-        // Forward only: the status moves when the new rank is higher and the message has not
-        // failed; the timestamps of the steps a status implies are filled in once. Meta's
-        // timestamps are whole seconds while `sent_at` (Meta's answer to our send) has
-        // sub-second precision, so a later step never shows a time before an earlier one:
-        // Meta's own time is kept in the stored webhook event.
-        let updated: Option<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
-            "UPDATE messages SET
-                status = CASE WHEN status <> 'failed' AND message_status_rank($3) > message_status_rank(status)
-                              THEN $3 ELSE status END,
-                sent_at = CASE WHEN $3 IN ('sent', 'delivered', 'read') THEN COALESCE(sent_at, $4) ELSE sent_at END,
-                delivered_at = CASE WHEN $3 IN ('delivered', 'read') THEN COALESCE(delivered_at, GREATEST($4, sent_at)) ELSE delivered_at END,
-                read_at = CASE WHEN $3 = 'read' THEN COALESCE(read_at, GREATEST($4, sent_at, delivered_at)) ELSE read_at END,
-                failed_at = CASE WHEN $3 = 'failed' AND status <> 'failed' THEN $4 ELSE failed_at END,
-                error = CASE WHEN $3 = 'failed' AND status <> 'failed' THEN $5 ELSE error END
-              WHERE account_id = $1 AND wamid = $2 AND direction = 'OUTBOUND'
-              RETURNING id, conversation_id, status",
-        )
-        .bind(account.id)
-        .bind(wamid)
-        .bind(status)
-        .bind(at)
-        .bind(&error)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        match updated {
-            Some((message_id, conversation_id, now)) => self.events.push(Event::message_status(
-                account.org_id,
-                conversation_id,
-                message_id,
-                &now,
-            )),
-            None => tracing::debug!(
-                wamid,
-                status,
-                "status for a message we do not know; ignored"
-            ),
-        }
-        Ok(())
     }
 
     async fn template_status(&mut self, waba_id: &str, value: &Value) -> anyhow::Result<()> {
