@@ -707,8 +707,11 @@ async fn estimate(
 const RECIPIENT_STATUS: &str =
     "CASE WHEN r.status = 'pending' THEN 'PENDING' WHEN r.status = 'skipped' THEN 'SKIPPED'
      WHEN m.status = 'queued' THEN 'SENDING' ELSE upper(m.status) END";
+/// Answered after the send. An inbound message's `created_at` is Meta's timestamp, in whole
+/// seconds, so a reply in the same second as the send is told by when we received it (as the
+/// funnel in `campaigns::analytics` does).
 const REPLIED: &str = "(m.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM messages i WHERE i.conversation_id = m.conversation_id
-     AND i.direction = 'INBOUND' AND i.created_at > m.sent_at))";
+     AND i.direction = 'INBOUND' AND greatest(i.created_at, i.received_at) > m.sent_at))";
 const RECIPIENT_STATUSES: [&str; 9] = [
     "all",
     "PENDING",

@@ -570,6 +570,115 @@ async fn statuses_only_move_forward() {
     );
 }
 
+/// A batch of statuses that Postgres keeps refusing (here a trigger refuses one message's
+/// update) is split after its third attempt into one `process_webhook` per event: the other
+/// events' statuses are applied, the refused one stays unprocessed and retries on its own.
+#[tokio::test]
+async fn a_status_batch_that_keeps_failing_is_applied_event_by_event() {
+    let mut p = Platform::start_without_worker().await;
+    let org = p.app.register_org("Split Co").await;
+    let number = p.connect_number(org.org_id).await;
+    let wamids = ["wamid.SPLIT1", "wamid.POISON", "wamid.SPLIT2"];
+    let mut ids = Vec::new();
+    for wamid in wamids {
+        ids.push(outbound_message(&p, org.org_id, number.account_id, wamid).await);
+    }
+    for sql in [
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.wamid = 'wamid.POISON' AND NEW.status <> OLD.status THEN
+             RAISE EXCEPTION 'refused by the test';
+           END IF;
+           RETURN NEW;
+         END $$",
+        "CREATE TRIGGER refuse_poison BEFORE UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    ] {
+        sqlx::query(sql).execute(&p.app.db.pool).await.unwrap();
+    }
+    let secret = p.app_secret();
+    for (i, wamid) in wamids.iter().enumerate() {
+        let body = status_event(
+            &number,
+            wamid,
+            "delivered",
+            1_750_000_100 + i as i64,
+            json!({}),
+        );
+        p.post_signed("/webhooks/whatsapp", &secret, &body)
+            .await
+            .expect(200);
+    }
+    // One batch of all three, as the ingestion batcher makes of deliveries arriving together.
+    let events: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM webhook_events ORDER BY id")
+        .fetch_all(&p.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+    sqlx::query("DELETE FROM jobs WHERE kind = 'inbox.process_statuses'")
+        .execute(&p.app.db.pool)
+        .await
+        .unwrap();
+    let batch = wharf_shared::jobs::NewJob::new(wharf_shared::inbox::jobs::ProcessStatuses {
+        event_ids: events.clone(),
+    })
+    .org(org.org_id);
+    wharf_shared::jobs::enqueue(&p.app.db.pool, batch)
+        .await
+        .unwrap();
+    p.start_worker();
+
+    let status_of = |id: Uuid| {
+        let pool = p.app.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    // Two failed attempts (retried after about 2 s, then 4 s), then the split.
+    wait_for("the other events applied after the split", || async {
+        status_of(ids[0]).await == "delivered" && status_of(ids[2]).await == "delivered"
+    })
+    .await;
+    assert_eq!(
+        status_of(ids[1]).await,
+        "queued",
+        "the refused status is not applied"
+    );
+    let unprocessed: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM webhook_events WHERE processed_at IS NULL")
+            .fetch_all(&p.app.db.pool)
+            .await
+            .unwrap();
+    let refused: Uuid = sqlx::query_scalar(
+        "SELECT id FROM webhook_events WHERE payload::text LIKE '%wamid.POISON%'",
+    )
+    .fetch_one(&p.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(unprocessed, vec![refused], "only the refused event waits");
+    assert_eq!(
+        p.count(
+            "SELECT count(*) FROM jobs WHERE kind = 'inbox.process_statuses' AND state = 'completed'
+                AND attempt = 3"
+        )
+        .await,
+        1,
+        "the batch ended by splitting on its third attempt"
+    );
+    assert_eq!(
+        p.count(&format!(
+            "SELECT count(*) FROM jobs WHERE kind = 'inbox.process_webhook'
+              AND payload->>'event_id' = '{refused}' AND state IN ('available', 'scheduled', 'retryable', 'running')"
+        ))
+        .await,
+        1,
+        "the refused event retries in a job of its own"
+    );
+}
+
 #[tokio::test]
 async fn ingestion_answers_200_without_a_worker_and_nothing_is_lost() {
     let mut p = Platform::start_without_worker().await;
