@@ -55,8 +55,9 @@ pub async fn run(
         return Ok(JobOutcome::Complete);
     };
     let mut p = Processor::new(tx, first.id, &first.event);
-    // Every status of the batch with its account, and each event's notes.
-    let mut statuses: Vec<(Account, &Value)> = Vec::new();
+    // Every change of the batch with its account (one per change, not per status), and each
+    // event's notes.
+    let mut changes_of_accounts: Vec<(Account, &Value)> = Vec::new();
     let mut notes: Vec<Vec<String>> = Vec::with_capacity(rows.len());
     for row in &rows {
         p.event = &row.event;
@@ -79,14 +80,18 @@ pub async fn run(
                 p.notes.push(format!("unknown phone_number_id {number}"));
                 continue;
             };
-            for st in value["statuses"].as_array().into_iter().flatten() {
-                statuses.push((account.clone(), st));
-            }
+            changes_of_accounts.push((account, value));
         }
         notes.push(std::mem::take(&mut p.notes));
     }
     // Applied as a set, in rounds that each lock their messages in wamid order.
-    let statuses: Vec<(&Account, &Value)> = statuses.iter().map(|(a, st)| (a, *st)).collect();
+    let statuses: Vec<(&Account, &Value)> = changes_of_accounts
+        .iter()
+        .flat_map(|(account, value)| {
+            let all = value["statuses"].as_array().into_iter().flatten();
+            all.map(move |st| (account, st))
+        })
+        .collect();
     p.statuses(&statuses).await?;
     if !p.notes.is_empty() {
         // Notes of the status step ("a status lacks id or status"): the batch's first event
